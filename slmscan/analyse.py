@@ -1,0 +1,445 @@
+"""Article → card: the document is evaluated once, then every section continues from it.
+
+The layout of every prompt is
+
+    [system + user-turn markup] "Document:" <document as plain text>      ← shared prefix
+    <section instruction> [end of turn, start of answer] <scaffold> ...   ← per section
+
+so each section rewinds to the end of the shared prefix and pays only for its own tokens.
+Labels, separators and quotes are fed; the model decodes only content. Table rows start with
+evidence: the model picks one of the document's sentences (it decodes only until the choice is
+unique), so every row's quote is a real span of the text by construction.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import __version__
+from .card import (
+    CATEGORIES,
+    DOCUMENT_TYPES,
+    Behavior,
+    Card,
+    Evidence,
+    Issue,
+    Provenance,
+    SectionRun,
+    Signal,
+    Technology,
+)
+from .constraints import FreeText, Phrase
+from .document import Article
+from .engine import Counters, Engine
+from .formats import SYSTEM, PromptFormat
+from .grounding import dedupe_rows, flag_summary
+from .prompts import PromptTemplate, load_template
+from .sentences import Sentence, split_sentences
+
+#: Card sections in card order, with the prompt template that makes each.
+SECTION_PROMPTS: dict[str, str] = {
+    "keywords": "extract_keywords",
+    "themes": "name_themes",
+    "other": "classify_document",
+    "summary": "summarize_document",
+    "signals": "extract_signals",
+    "behaviors": "extract_behaviors",
+    "technologies": "extract_technologies",
+    "issues": "extract_issues",
+}
+SECTIONS: tuple[str, ...] = tuple(SECTION_PROMPTS)
+TITLE_PROMPT = "write_title"
+
+# Rows asked for per table (fewer for short documents) and the most kept after merging parts.
+_ROWS = {"signals": 4, "behaviors": 5, "technologies": 3, "issues": 5}
+_KEYWORDS, _THEMES = 7, 5
+_NAME_PENALTY = 2.0  # logit penalty on tokens already used in this table's names
+SECTION_RESERVE = 1400  # context tokens kept free for one section's instruction and answer
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the card's provenance says about the model."""
+
+    id: str
+    file: str
+    sha256: str
+    family: str
+
+
+@dataclass
+class _Draft:
+    """A card's content before it is validated; merged across the parts of a long document."""
+
+    keywords: list[str] = field(default_factory=list)
+    themes: list[str] = field(default_factory=list)
+    category_votes: dict[str, float] = field(default_factory=dict)
+    type_votes: dict[str, float] = field(default_factory=dict)
+    summaries: list[str] = field(default_factory=list)
+    rows: dict[str, list[dict[str, object]]] = field(default_factory=dict)
+    runs: list[SectionRun] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+class _Prompter:
+    """Feeds prompts for one model family and runs sections on a shared document prefix."""
+
+    def __init__(self, engine: Engine, fmt: PromptFormat, prompts: dict[str, PromptTemplate]):
+        self.engine = engine
+        self.fmt = fmt
+        self.prompts = prompts
+        self.template_tokens = 0
+
+    def feed_markup(self, text: str) -> None:
+        tokens = self.engine.markup_tokens(text)
+        self.template_tokens += len(tokens)
+        self.engine.feed(tokens, kind="prompt")
+
+    def feed_text(self, text: str) -> None:
+        tokens = self.engine.text_tokens(text)
+        self.template_tokens += len(tokens)
+        self.engine.feed(tokens, kind="prompt")
+
+    def start_document(self, document_tokens: list[int]) -> int:
+        """Evaluate the shared prefix; returns the position every section starts from."""
+        self.engine.rewind(0)
+        header = self.engine.bos()
+        self.template_tokens += len(header)
+        self.engine.feed(header, kind="prompt")
+        if self.fmt.system_in_user:
+            self.feed_markup(self.fmt.user_start)
+            self.feed_text(SYSTEM + "\n\nDocument:\n")
+        else:
+            self.feed_markup(self.fmt.system_start)
+            self.feed_text(SYSTEM)
+            self.feed_markup(self.fmt.turn_end + self.fmt.user_start)
+            self.feed_text("Document:\n")
+        self.engine.feed(document_tokens, kind="prompt")
+        return self.engine.position
+
+    def start_answer(self, prompt: str, values: dict[str, str], scaffold: str) -> None:
+        """Feed a section's instruction, close the user turn and open the answer."""
+        self.feed_text("\n\n" + self.prompts[prompt].render(values))
+        self.feed_markup(self.fmt.turn_end + self.fmt.answer_start)
+        self.feed_text(scaffold)
+
+    def label(self, text: str) -> None:
+        """Feed a field label (scaffolding the model does not decode)."""
+        self.feed_text(text)
+
+
+def _clean(text: str) -> str:
+    text = re.sub(r"\s+", " ", text).strip(" \"'-:;,")
+    return text
+
+
+class Analyser:
+    """Makes cards with one loaded model."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        fmt: PromptFormat,
+        model: ModelInfo,
+        *,
+        prompts_dir: Path | None = None,
+        sections: Sequence[str] = SECTIONS,
+        seed: int = 0,
+    ) -> None:
+        self.engine = engine
+        self.model = model
+        self.sections = [s for s in SECTIONS if s in sections]
+        self.seed = seed
+        names = [SECTION_PROMPTS[s] for s in self.sections] + [TITLE_PROMPT]
+        self.prompts = {name: load_template(name, prompts_dir) for name in names}
+        self.prompter = _Prompter(engine, fmt, self.prompts)
+
+    # --- the whole card -----------------------------------------------------------------------
+
+    def analyse(self, article: Article, network_calls: Callable[[], int] = lambda: 0) -> Card:
+        """Make the card of one article."""
+        started = time.perf_counter()
+        engine = self.engine
+        before = engine.counters.snapshot()
+        self.prompter.template_tokens = 0
+        document_tokens = engine.text_tokens(article.text)
+        parts = self._split(article.text, len(document_tokens))
+        draft = _Draft()
+        title = article.title
+        for index, (offset, part_text) in enumerate(parts):
+            part_tokens = engine.text_tokens(part_text) if len(parts) > 1 else document_tokens
+            base = self.prompter.start_document(part_tokens)
+            self._document_bytes = part_text.lower().encode("utf-8")
+            sentences = [
+                Sentence(s.start + offset, s.end + offset, s.text)
+                for s in split_sentences(part_text)
+            ]
+            for section in self.sections:
+                self._run_section(section, base, sentences, draft, len(part_text))
+            if index == 0 and not title:
+                title = self._title(base)
+        if len(parts) > 1 and "summary" in self.sections:
+            self._merge_summaries(draft)
+            draft.notes.append(f"split into {len(parts)} parts; summary made from part summaries")
+        used = engine.counters.since(before)
+        return self._card(article, title, draft, document_tokens, parts, used, started,
+                          network_calls())  # fmt: skip
+
+    def _split(self, text: str, n_tokens: int) -> list[tuple[int, str]]:
+        budget = self.engine.n_ctx - SECTION_RESERVE
+        if n_tokens <= budget:
+            return [(0, text)]
+        # Split at paragraph or sentence boundaries into parts of at most `budget` tokens,
+        # estimated from the document's own characters-per-token ratio.
+        chars = int(len(text) / n_tokens * budget * 0.9)
+        parts: list[tuple[int, str]] = []
+        start = 0
+        while start < len(text):
+            end = min(len(text), start + chars)
+            if end < len(text):
+                window = text[start:end]
+                cut = max(window.rfind("\n"), window.rfind(". "))
+                if cut > chars // 2:
+                    end = start + cut + 1
+            parts.append((start, text[start:end]))
+            start = end
+        return parts
+
+    # --- sections -----------------------------------------------------------------------------
+
+    def _run_section(
+        self, section: str, base: int, sentences: list[Sentence], draft: _Draft, n_chars: int
+    ) -> None:
+        engine = self.engine
+        engine.rewind(base)
+        before = engine.counters.snapshot()
+        template_before = self.prompter.template_tokens
+        started = time.perf_counter()
+        notes: list[str] = []
+        prompt = SECTION_PROMPTS[section]
+        if section == "keywords":
+            draft.keywords += self._list(prompt, "Keywords:", _KEYWORDS, n_chars, keywords=True)
+        elif section == "themes":
+            draft.themes += self._list(prompt, "Themes:", _THEMES, n_chars, keywords=False)
+        elif section == "other":
+            self._classify(prompt, draft)
+        elif section == "summary":
+            draft.summaries.append(self._summary(prompt))
+        else:
+            rows = self._table(section, prompt, sentences)
+            if not rows:
+                notes.append("no rows: the document has too few sentences to quote")
+            draft.rows.setdefault(section, []).extend(rows)
+        used = engine.counters.since(before)
+        draft.runs.append(
+            SectionRun(
+                section=section,
+                prompt_version=self.prompts[prompt].version,
+                prompt_tokens=used.prompt,
+                fed_tokens=used.fed,
+                decoded_tokens=used.decoded,
+                seconds=round(time.perf_counter() - started, 3),
+                template_tokens=self.prompter.template_tokens - template_before,
+                notes=notes,
+            )
+        )
+
+    def _list(
+        self, prompt: str, label: str, count: int, n_chars: int, *, keywords: bool
+    ) -> list[str]:
+        engine = self.engine
+        count = count if n_chars > 1500 else max(3, count - 2)
+        self.prompter.start_answer(prompt, {"count": str(count)}, f"{label}\n-")
+        items: list[str] = []
+        penalties: dict[int, float] = {}
+        for i in range(count):
+            if i:
+                self.prompter.label("\n-")
+            constraint = (
+                Phrase(self._document_bytes, max_words=4) if keywords else FreeText(max_chars=40)
+            )
+            item = _clean(engine.generate(constraint, max_tokens=12, penalties=penalties))
+            if not keywords:
+                item = item.lower()
+            if item and item.lower() not in (x.lower() for x in items):
+                items.append(item)
+            for token in engine.text_tokens(" " + item):
+                penalties[token] = _NAME_PENALTY
+        return items
+
+    def _classify(self, prompt: str, draft: _Draft) -> None:
+        values = {"categories": ", ".join(CATEGORIES), "types": ", ".join(DOCUMENT_TYPES)}
+        self.prompter.start_answer(prompt, values, "Category:")
+        _, beliefs = self.engine.choose([" " + c for c in CATEGORIES])
+        for name, p in zip(CATEGORIES, beliefs, strict=True):
+            draft.category_votes[name] = draft.category_votes.get(name, 0.0) + p
+        self.prompter.label("\nType:")
+        _, beliefs = self.engine.choose([" " + t for t in DOCUMENT_TYPES])
+        for name, p in zip(DOCUMENT_TYPES, beliefs, strict=True):
+            draft.type_votes[name] = draft.type_votes.get(name, 0.0) + p
+
+    def _summary(self, prompt: str) -> str:
+        self.prompter.start_answer(prompt, {}, "Summary:")
+        text = self.engine.generate(FreeText(max_chars=700, sentences=5, min_chars=20), 150)
+        return _trim_sentence(_clean(text))
+
+    def _title(self, base: int) -> str:
+        self.engine.rewind(base)
+        self.prompter.start_answer(TITLE_PROMPT, {}, "Title:")
+        return _clean(self.engine.generate(FreeText(max_chars=90), 24)) or "Untitled document"
+
+    def _relevancy(self) -> int:
+        self.prompter.label("\nRelevancy (1-5):")
+        _, beliefs = self.engine.choose([" 1", " 2", " 3", " 4", " 5"])
+        expected = sum((i + 1) * p for i, p in enumerate(beliefs))
+        return min(5, max(1, round(expected)))
+
+    def _table(
+        self, section: str, prompt: str, sentences: list[Sentence]
+    ) -> list[dict[str, object]]:
+        engine = self.engine
+        wanted = min(_ROWS[section], max(1, len(sentences) // 3))
+        if not sentences:
+            return []
+        self.prompter.start_answer(prompt, {"count": str(wanted)}, 'Evidence: "')
+        options = [engine.text_tokens(s.text) for s in sentences]
+        unused = set(range(len(sentences)))
+        penalties: dict[int, float] = {}
+        rows: list[dict[str, object]] = []
+        fields = _TABLE_FIELDS[section]
+        for i in range(wanted):
+            if not unused:
+                break
+            if i:
+                self.prompter.label('\n\nEvidence: "')
+            order = sorted(unused)
+            pick, _ = engine.choose_tokens([options[j] for j in order])
+            chosen = sentences[order[pick]]
+            unused.discard(order[pick])
+            row: dict[str, object] = {
+                "evidence": Evidence(
+                    quote=chosen.text, start=chosen.start, end=chosen.end, match="exact"
+                ),
+                "grounded": True,
+            }
+            self.prompter.label('"')
+            for key, label, limit in fields:
+                self.prompter.label(f"\n{label}:")
+                is_name = key == "name"
+                value = engine.generate(
+                    FreeText(max_chars=limit * 6, sentences=1 if not is_name else None),
+                    max_tokens=limit,
+                    penalties=penalties if is_name else None,
+                )
+                row[key] = _clean(value)
+                if is_name:
+                    for token in engine.text_tokens(" " + row[key]):  # type: ignore[operator]
+                        penalties[token] = _NAME_PENALTY
+            row["relevancy"] = self._relevancy()
+            rows.append(row)
+        return rows
+
+    # --- merging and validation ---------------------------------------------------------------
+
+    def _merge_summaries(self, draft: _Draft) -> None:
+        joined = "\n".join(draft.summaries)
+        tokens = self.engine.text_tokens(joined)
+        base = self.prompter.start_document(tokens)
+        self.engine.rewind(base)
+        draft.summaries = [self._summary(SECTION_PROMPTS["summary"])]
+
+    def _card(
+        self,
+        article: Article,
+        title: str | None,
+        draft: _Draft,
+        document_tokens: list[int],
+        parts: list[tuple[int, str]],
+        used: Counters,
+        started: float,
+        network_calls: int,
+    ) -> Card:
+        tables = {}
+        for section, row_type in _ROW_TYPES.items():
+            rows = [row_type.model_validate(row) for row in draft.rows.get(section, [])]
+            rows = dedupe_rows(rows)
+            rows.sort(key=lambda r: -r.relevancy)
+            tables[section] = rows[: _ROWS[section] * 2]
+        summary = draft.summaries[0] if draft.summaries else None
+        return Card(
+            src=article.src,
+            title=_clean(title or "") or "Untitled document",
+            source=article.source,
+            keywords=_dedupe(draft.keywords)[:10],
+            themes=_dedupe(draft.themes)[:9],
+            category=max(draft.category_votes, key=draft.category_votes.__getitem__)
+            if draft.category_votes
+            else None,
+            type=max(draft.type_votes, key=draft.type_votes.__getitem__)
+            if draft.type_votes
+            else None,
+            summary=summary,
+            summary_flags=flag_summary(summary, article.text) if summary else [],
+            **tables,
+            provenance=Provenance(
+                slmscan_version=__version__,
+                llama_cpp_version=self.engine.llama_cpp_version,
+                model_id=self.model.id,
+                model_file=self.model.file,
+                model_sha256=self.model.sha256,
+                prompt_versions={name: p.version for name, p in sorted(self.prompts.items())},
+                seed=self.seed,
+                sampling={"method": "greedy, constrained per field", "temperature": 0},
+                n_ctx=self.engine.n_ctx,
+                threads=self.engine.threads,
+                document_tokens=len(document_tokens),
+                template_tokens=self.prompter.template_tokens,
+                prompt_tokens=used.prompt,
+                fed_tokens=used.fed,
+                decoded_tokens=used.decoded,
+                parts=len(parts),
+                truncated=False,
+                sections=draft.runs,
+                notes=draft.notes,
+                seconds=round(time.perf_counter() - started, 3),
+                network_calls=network_calls,
+            ),
+        )
+
+
+_TABLE_FIELDS: dict[str, list[tuple[str, str, int]]] = {
+    "signals": [
+        ("name", "Signal", 12),
+        ("description", "Description", 36),
+        ("change", "Change", 28),
+        ("ten_year", "In ten years", 28),
+        ("driving_force", "Driving force", 20),
+    ],
+    "behaviors": [("name", "Behavior", 12), ("description", "Description", 36)],
+    "technologies": [("name", "Technology", 12), ("description", "Description", 36)],
+    "issues": [("name", "Issue", 12), ("description", "Description", 36)],
+}
+_ROW_TYPES = {"signals": Signal, "behaviors": Behavior, "technologies": Technology, "issues": Issue}
+
+
+def _dedupe(items: list[str]) -> list[str]:
+    seen: set[str] = set()
+    out = []
+    for item in items:
+        key = item.lower()
+        if item and key not in seen:
+            seen.add(key)
+            out.append(item)
+    return out
+
+
+def _trim_sentence(text: str) -> str:
+    """Cut an answer that ran into its length limit back to its last full sentence."""
+    if text.endswith((".", "!", "?")):
+        return text
+    end = max(text.rfind(". "), text.rfind("! "), text.rfind("? "))
+    return text[: end + 1] if end > 0 else text

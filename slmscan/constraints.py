@@ -1,0 +1,70 @@
+"""Per-field constraints, checked on the token the model chose (see engine.Constraint)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Characters no card field may contain: they break tables or terminals.
+_FORBIDDEN = re.compile(rb"[|\x00-\x08\x0b-\x1f\x7f`*#<>\[\]{}\\]")
+_SENTENCE_END = re.compile(rb"[.!?](?=\s|$)")
+_WORD = re.compile(rb"[\w\x80-\xff]")  # UTF-8 bytes of non-ASCII letters count as word
+
+
+@dataclass
+class FreeText:
+    """One line of prose: no table or markup characters, bounded, optionally a few sentences."""
+
+    max_chars: int = 300
+    sentences: int | None = None  # stop after this many sentences
+    min_chars: int = 2
+
+    def allows(self, text: bytes, piece: bytes) -> bool:
+        if _FORBIDDEN.search(piece):
+            return False
+        if not text.strip() and piece.strip() in {b'"', b"'", b"-", b":"}:
+            return False  # an answer that starts with punctuation is the format leaking in
+        return len(text) + len(piece) <= self.max_chars
+
+    def may_stop(self, text: bytes) -> bool:
+        return len(text.strip()) >= self.min_chars and _WORD.search(text) is not None
+
+    def finished(self, text: bytes) -> bool:
+        if self.sentences is None:
+            return len(text) >= self.max_chars
+        return len(_SENTENCE_END.findall(text)) >= self.sentences or len(text) >= self.max_chars
+
+
+@dataclass
+class Phrase:
+    """A short phrase copied from the document (case-insensitive), starting at a word start."""
+
+    document: bytes  # the document, lower-cased, as UTF-8
+    max_words: int = 4
+
+    def _occurs(self, phrase: bytes, whole_word: bool) -> bool:
+        if not phrase:
+            return True
+        start = self.document.find(phrase)
+        while start >= 0:
+            before = self.document[start - 1 : start] if start else b" "
+            after = self.document[start + len(phrase) : start + len(phrase) + 1] or b" "
+            if not _WORD.match(before) and (not whole_word or not _WORD.match(after)):
+                return True
+            start = self.document.find(phrase, start + 1)
+        return False
+
+    def allows(self, text: bytes, piece: bytes) -> bool:
+        candidate = (text + piece).lstrip().lower()
+        if not text.strip() and not _WORD.match(candidate[:1] or b" "):
+            return False  # a keyword starts with a letter or digit
+        if len(candidate.split()) > self.max_words or _FORBIDDEN.search(piece):
+            return False
+        return self._occurs(candidate, whole_word=False)
+
+    def may_stop(self, text: bytes) -> bool:
+        phrase = text.strip().lower()
+        return len(phrase) >= 3 and self._occurs(phrase, whole_word=True)
+
+    def finished(self, text: bytes) -> bool:
+        return False

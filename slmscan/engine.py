@@ -1,0 +1,293 @@
+"""The only module that imports llama_cpp: load a model, evaluate tokens, decode fields.
+
+Decoding is greedy and constrained per field by sampling first and checking only the chosen
+token (then the next best, up to a few dozen), instead of masking the whole vocabulary at every
+step as a grammar does: with Gemma's 262k-token vocabulary that mask costs more than the model.
+The caller feeds everything it knows in advance (instructions, labels, separators) in batches,
+and asks the model only for content.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+
+from .errors import GenerationError, ModelLoadError
+
+_CANDIDATES = 48  # how many next-best tokens to try when the best one is refused
+_NGRAM = 4  # a field may not repeat a run of this many tokens (stops loops)
+
+FeedKind = Literal["prompt", "fed"]
+
+
+class Constraint(Protocol):
+    """What a field may contain; checked on the chosen token only."""
+
+    def allows(self, text: bytes, piece: bytes) -> bool:
+        """May the field so far (`text`) be extended by `piece`?"""
+        ...
+
+    def may_stop(self, text: bytes) -> bool:
+        """May the field end here?"""
+        ...
+
+    def finished(self, text: bytes) -> bool:
+        """Is the field complete, so that decoding stops without asking the model?"""
+        ...
+
+
+@dataclass
+class Counters:
+    """Token work done by the engine, by kind."""
+
+    prompt: int = 0  # instruction and document tokens evaluated
+    fed: int = 0  # scaffolding tokens evaluated without decoding
+    decoded: int = 0  # tokens the model chose
+    prompt_seconds: float = 0.0
+    decode_seconds: float = 0.0
+
+    def snapshot(self) -> Counters:
+        return Counters(**self.__dict__)
+
+    def since(self, before: Counters) -> Counters:
+        return Counters(**{k: v - getattr(before, k) for k, v in self.__dict__.items()})
+
+
+@dataclass
+class Engine:
+    """One loaded model and its context window."""
+
+    path: Path
+    n_ctx: int
+    threads: int
+    seed: int = 0
+    counters: Counters = field(default_factory=Counters)
+
+    def __post_init__(self) -> None:
+        import llama_cpp
+
+        self._lib = llama_cpp
+        try:
+            self._llm = llama_cpp.Llama(
+                model_path=str(self.path),
+                n_ctx=self.n_ctx,
+                n_batch=512,
+                n_threads=self.threads,
+                n_threads_batch=self.threads,
+                seed=self.seed,
+                swa_full=True,  # sliding-window models (Gemma 3) need the whole prefix to rewind
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as e:
+            raise ModelLoadError(f"{self.path}: llama.cpp could not load the model ({e})") from e
+        self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
+        self.n_vocab = int(self._llm.n_vocab())
+        self._pieces: dict[int, bytes] = {}
+        self._buffer = ctypes.create_string_buffer(256)
+
+    # --- tokens -------------------------------------------------------------------------------
+
+    @property
+    def llama_cpp_version(self) -> str:
+        return str(self._lib.__version__)
+
+    def bos(self) -> list[int]:
+        """The beginning-of-sequence token, for models that expect one."""
+        if self._lib.llama_vocab_get_add_bos(self._vocab):
+            return [int(self._llm.token_bos())]
+        return []
+
+    def text_tokens(self, text: str) -> list[int]:
+        """Tokenise text as plain text: control-token strings inside it stay ordinary text."""
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+
+    def markup_tokens(self, text: str) -> list[int]:
+        """Tokenise slmscan's own prompt markup, where chat markers are control tokens."""
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+    def piece(self, token: int) -> bytes:
+        """The bytes a token stands for (cached; tokens are asked about again and again)."""
+        cached = self._pieces.get(token)
+        if cached is None:
+            n = self._lib.llama_token_to_piece(self._vocab, token, self._buffer, 256, 0, False)
+            cached = self._buffer.raw[: max(n, 0)]
+            self._pieces[token] = cached
+        return cached
+
+    def is_end(self, token: int) -> bool:
+        """True for end-of-generation tokens (end of turn, end of text)."""
+        return bool(self._lib.llama_vocab_is_eog(self._vocab, token))
+
+    # --- evaluation ---------------------------------------------------------------------------
+
+    @property
+    def position(self) -> int:
+        """How many tokens the context holds."""
+        return int(self._llm.n_tokens)
+
+    def rewind(self, position: int) -> None:
+        """Forget everything after `position`; the prefix before it stays evaluated."""
+        if position < self.position:
+            self._llm.n_tokens = position  # llama-cpp-python drops the KV cells on the next eval
+
+    def feed(self, tokens: Sequence[int], kind: FeedKind = "fed") -> None:
+        """Evaluate tokens in batches (prefill speed), counting them as `kind`."""
+        if not tokens:
+            return
+        if self.position + len(tokens) > self.n_ctx:
+            raise GenerationError(
+                f"the prompt needs {self.position + len(tokens)} tokens, "
+                f"more than the context window of {self.n_ctx}"
+            )
+        start = time.perf_counter()
+        self._llm.eval(list(tokens))
+        elapsed = time.perf_counter() - start
+        if kind == "prompt":
+            self.counters.prompt += len(tokens)
+        else:
+            self.counters.fed += len(tokens)
+        self.counters.prompt_seconds += elapsed
+
+    def _step(self, token: int) -> None:
+        if self.position + 1 > self.n_ctx:
+            raise GenerationError(f"the answer ran past the context window of {self.n_ctx}")
+        start = time.perf_counter()
+        self._llm.eval([token])
+        self.counters.decode_seconds += time.perf_counter() - start
+        self.counters.decoded += 1
+
+    def logits(self) -> np.ndarray:
+        """The next-token logits after the last evaluated token (a view, no copy)."""
+        pointer = self._lib.llama_get_logits_ith(self._llm.ctx, -1)
+        return np.ctypeslib.as_array(pointer, shape=(self.n_vocab,))
+
+    # --- decoding -----------------------------------------------------------------------------
+
+    def _pick(self, logits: np.ndarray, acceptable: Callable[[int], bool]) -> int | None:
+        best = int(np.argmax(logits))
+        if acceptable(best):
+            return best
+        top = np.argpartition(logits, -_CANDIDATES)[-_CANDIDATES:]
+        for token in top[np.argsort(-logits[top])]:
+            if int(token) != best and acceptable(int(token)):
+                return int(token)
+        return None
+
+    def generate(
+        self,
+        constraint: Constraint,
+        max_tokens: int,
+        penalties: dict[int, float] | None = None,
+    ) -> str:
+        """Decode one field greedily under `constraint`; it ends at a newline or end token."""
+        text = b""
+        tokens: list[int] = []
+        seen: set[tuple[int, ...]] = set()
+        if penalties:
+            penalty_ids = np.fromiter(penalties.keys(), dtype=np.intp)
+            penalty_values = np.fromiter(penalties.values(), dtype=np.float32)
+
+        def acceptable(token: int) -> bool:
+            if self.is_end(token):
+                return constraint.may_stop(text)
+            piece = self.piece(token)
+            newline = piece.find(b"\n")
+            if newline >= 0:
+                head = piece[:newline]
+                return (not head or constraint.allows(text, head)) and constraint.may_stop(
+                    text + head
+                )
+            if len(tokens) >= _NGRAM - 1 and (*tokens[1 - _NGRAM :], token) in seen:
+                return False
+            return bool(piece) and constraint.allows(text, piece)
+
+        for _ in range(max_tokens):
+            logits = self.logits()
+            if penalties:
+                logits[penalty_ids] -= penalty_values  # the buffer is rewritten by the next eval
+            token = self._pick(logits, acceptable)
+            if token is None or self.is_end(token):
+                break
+            piece = self.piece(token)
+            newline = piece.find(b"\n")
+            if newline >= 0:
+                text += piece[:newline]
+                break
+            if len(tokens) >= _NGRAM - 1:
+                seen.add((*tokens[1 - _NGRAM :], token))
+            tokens.append(token)
+            text += piece
+            self._step(token)
+            if constraint.finished(text):
+                break
+        return text.decode("utf-8", errors="ignore")
+
+    def choose(self, options: Sequence[str]) -> tuple[int, list[float]]:
+        """Pick one of `options` (text) by the model's probabilities; see `choose_tokens`."""
+        return self.choose_tokens([self.text_tokens(option) for option in options])
+
+    def choose_tokens(self, sequences: Sequence[Sequence[int]]) -> tuple[int, list[float]]:
+        """Pick one token sequence by walking their trie greedily, and feed all of it.
+
+        The model decodes only where the sequences differ; once one is left, the rest of it is
+        fed in one batch. Returns its index and each sequence's probability at the first token
+        where they differ (the model's whole belief there, not only its top choice).
+        """
+        alive = [i for i, seq in enumerate(sequences) if seq]
+        if not alive:
+            raise GenerationError("nothing to choose from")
+        beliefs: list[float] | None = None
+        depth = 0
+        while len(alive) > 1:
+            ended = [i for i in alive if len(sequences[i]) == depth]
+            if ended:
+                alive = ended[:1]
+                break
+            nexts = sorted({sequences[i][depth] for i in alive})
+            if len(nexts) == 1:
+                token = nexts[0]
+                self.feed([token])
+            else:
+                values = self.logits()[nexts].astype(np.float64)
+                probs = np.exp(values - values.max())
+                probs /= probs.sum()
+                if beliefs is None:
+                    beliefs = [0.0] * len(sequences)
+                    for i in alive:
+                        beliefs[i] = float(probs[nexts.index(sequences[i][depth])])
+                token = nexts[int(np.argmax(values))]
+                self._step(token)
+            alive = [i for i in alive if sequences[i][depth] == token]
+            depth += 1
+        chosen = alive[0]
+        self.feed(sequences[chosen][depth:])
+        if beliefs is None:
+            beliefs = [1.0 if i == chosen else 0.0 for i in range(len(sequences))]
+        return chosen, beliefs
+
+    def close(self) -> None:
+        """Free the model and its context."""
+        self._llm.close()
+
+
+def load_engine(path: Path, *, n_ctx: int, threads: int, seed: int = 0) -> Engine:
+    """Load a GGUF model with a context window of `n_ctx` tokens."""
+    return Engine(path=path, n_ctx=n_ctx, threads=threads, seed=seed)
+
+
+def trained_context(path: Path) -> int:
+    """The context length the model was trained with, read from the GGUF header."""
+    from gguf import GGUFReader
+
+    try:
+        reader = GGUFReader(str(path))
+        arch = reader.fields["general.architecture"].contents()
+        return int(reader.fields[f"{arch}.context_length"].contents())
+    except (KeyError, ValueError, OSError) as e:
+        raise ModelLoadError(f"{path}: cannot read the model's context length ({e})") from e

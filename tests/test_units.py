@@ -1,0 +1,73 @@
+"""Fast checks of the pieces that need no model."""
+
+from pathlib import Path
+
+import pytest
+
+from slmscan.constraints import FreeText, Phrase
+from slmscan.errors import SourceError
+from slmscan.grounding import flag_summary
+from slmscan.outputs import confined, slugify, write_atomic
+from slmscan.sentences import split_sentences
+
+
+def test_sentences_carry_exact_offsets() -> None:
+    text = "The first sentence is here. A second one follows it!\n\nShort.\nA line without a stop"
+    sentences = split_sentences(text)
+    assert [s.text for s in sentences] == [
+        "The first sentence is here.",
+        "A second one follows it!",
+        "A line without a stop",
+    ]
+    assert all(text[s.start : s.end] == s.text for s in sentences)
+
+
+def test_long_sentences_are_cut_at_a_word_boundary() -> None:
+    text = " ".join(f"word{i}" for i in range(100)) + "."
+    (sentence,) = split_sentences(text)
+    assert len(sentence.text.split()) == 40 and text.startswith(sentence.text)
+
+
+def test_phrase_constraint_only_allows_document_spans() -> None:
+    phrase = Phrase(b"small language models run on laptops.", max_words=3)
+    assert phrase.allows(b"", b" small")
+    assert phrase.allows(b" small", b" language")
+    assert not phrase.allows(b"", b" big")
+    assert not phrase.allows(b"", b"mall")  # must start at a word start
+    assert phrase.may_stop(b" small language")
+    assert not phrase.may_stop(b" small lang")  # must end at a word end
+    assert not phrase.allows(b" small language models", b" run")  # at most three words
+
+
+def test_free_text_refuses_table_and_markup_characters() -> None:
+    text = FreeText(max_chars=20, sentences=1)
+    assert text.allows(b"", b" Hello")
+    assert not text.allows(b" Hello", b" |")
+    assert not text.allows(b"", b"\x1b[31m")
+    assert not text.allows(b" Hello there you", b" people")  # over 20 characters
+    assert text.finished(b" One sentence.")
+    assert not text.finished(b" One sentence")
+
+
+def test_summary_flags_names_and_numbers_absent_from_the_document() -> None:
+    document = "The city council met on Monday. About 300 people came."
+    summary = "The council met with Acme Corporation. About 300 people and 45 dogs came."
+    assert flag_summary(summary, document) == ["Acme Corporation", "45"]
+
+
+def test_slugs_and_confinement(tmp_path: Path) -> None:
+    assert slugify("../../etc/passwd") == "etc-passwd"
+    assert slugify("Café: a “title” ✓") == "cafe-a-title"
+    assert slugify("x" * 400) == "x" * 60
+    assert slugify("¿¿¿") == "document"
+    with pytest.raises(SourceError):
+        confined(tmp_path, "../escape.md")
+    assert confined(tmp_path, "ok.md") == (tmp_path / "ok.md").resolve()
+
+
+def test_atomic_write_leaves_no_temp_files(tmp_path: Path) -> None:
+    target = tmp_path / "out" / "card.md"
+    write_atomic(target, "hello\n")
+    write_atomic(target, "again\n")
+    assert target.read_text() == "again\n"
+    assert [p.name for p in target.parent.iterdir()] == ["card.md"]
