@@ -32,11 +32,12 @@ from .card import (
     Signal,
     Technology,
 )
-from .constraints import FreeText, Phrase
+from .constraints import FreeText
 from .document import Article
 from .engine import Counters, Engine
 from .formats import SYSTEM, PromptFormat
 from .grounding import dedupe_rows, flag_summary
+from .keyphrases import candidate_phrases
 from .prompts import PromptTemplate, load_template
 from .sentences import Sentence, split_sentences
 
@@ -173,7 +174,7 @@ class Analyser:
         for index, (offset, part_text) in enumerate(parts):
             part_tokens = engine.text_tokens(part_text) if len(parts) > 1 else document_tokens
             base = self.prompter.start_document(part_tokens)
-            self._document_bytes = part_text.lower().encode("utf-8")
+            self._part_text = part_text
             sentences = [
                 Sentence(s.start + offset, s.end + offset, s.text)
                 for s in split_sentences(part_text)
@@ -222,9 +223,9 @@ class Analyser:
         notes: list[str] = []
         prompt = SECTION_PROMPTS[section]
         if section == "keywords":
-            draft.keywords += self._list(prompt, "Keywords:", _KEYWORDS, n_chars, keywords=True)
+            draft.keywords += self._keywords(prompt, n_chars, self._part_text)
         elif section == "themes":
-            draft.themes += self._list(prompt, "Themes:", _THEMES, n_chars, keywords=False)
+            draft.themes += self._themes(prompt, n_chars)
         elif section == "other":
             self._classify(prompt, draft)
         elif section == "summary":
@@ -248,26 +249,38 @@ class Analyser:
             )
         )
 
-    def _list(
-        self, prompt: str, label: str, count: int, n_chars: int, *, keywords: bool
-    ) -> list[str]:
+    def _keywords(self, prompt: str, n_chars: int, text: str) -> list[str]:
+        """Keywords chosen by the model among candidate phrases of the document."""
         engine = self.engine
-        count = count if n_chars > 1500 else max(3, count - 2)
-        self.prompter.start_answer(prompt, {"count": str(count)}, f"{label}\n-")
+        candidates = candidate_phrases(text)
+        count = min(len(candidates), _KEYWORDS if n_chars > 1500 else _KEYWORDS - 2)
+        if not count:
+            return []
+        self.prompter.start_answer(prompt, {"count": str(count)}, "Keywords:\n-")
+        options = [engine.text_tokens(" " + c) for c in candidates]
+        left = list(range(len(candidates)))
+        chosen: list[str] = []
+        for i in range(count):
+            if i:
+                self.prompter.label("\n-")
+            pick, _ = engine.choose_tokens([options[j] for j in left])
+            chosen.append(candidates[left.pop(pick)])
+        return chosen
+
+    def _themes(self, prompt: str, n_chars: int) -> list[str]:
+        count = _THEMES if n_chars > 1500 else _THEMES - 2
+        self.prompter.start_answer(prompt, {"count": str(count)}, "Themes:\n-")
         items: list[str] = []
         penalties: dict[int, float] = {}
         for i in range(count):
             if i:
                 self.prompter.label("\n-")
-            constraint = (
-                Phrase(self._document_bytes, max_words=4) if keywords else FreeText(max_chars=40)
-            )
-            item = _clean(engine.generate(constraint, max_tokens=12, penalties=penalties))
-            if not keywords:
-                item = item.lower()
-            if item and item.lower() not in (x.lower() for x in items):
+            constraint = FreeText(max_chars=40, avoid=tuple(t.encode() for t in items))
+            item = _clean(self.engine.generate(constraint, max_tokens=10, penalties=penalties))
+            item = item.lower()
+            if item and item not in items:
                 items.append(item)
-            for token in engine.text_tokens(" " + item):
+            for token in self.engine.text_tokens(" " + item):
                 penalties[token] = _NAME_PENALTY
         return items
 
@@ -330,8 +343,9 @@ class Analyser:
             for key, label, limit in fields:
                 self.prompter.label(f"\n{label}:")
                 is_name = key == "name"
+                earlier = tuple(v.lower().encode() for v in row.values() if isinstance(v, str))
                 value = engine.generate(
-                    FreeText(max_chars=limit * 6, sentences=1 if not is_name else None),
+                    FreeText(max_chars=limit * 6, sentences=None if is_name else 1, avoid=earlier),
                     max_tokens=limit,
                     penalties=penalties if is_name else None,
                 )

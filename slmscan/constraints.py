@@ -8,6 +8,10 @@ from dataclasses import dataclass
 # Characters no card field may contain: they break tables or terminals.
 _FORBIDDEN = re.compile(rb"[|\x00-\x08\x0b-\x1f\x7f`*#<>\[\]{}\\]")
 _SENTENCE_END = re.compile(rb"[.!?](?=\s|$)")
+# "1." or "2)" at the start, a "Label:" at the start, or a quotation mark anywhere.
+_LEAK = re.compile(rb'\d+[.)](?:\s|$)|[A-Z][a-z ]{2,14}:|.*"', re.DOTALL)
+_COPY_LIMIT = 12  # characters of an earlier field a field may repeat before it is refused
+_LETTER = re.compile(rb"[A-Za-z\x80-\xff]")
 _WORD = re.compile(rb"[\w\x80-\xff]")  # UTF-8 bytes of non-ASCII letters count as word
 
 
@@ -18,16 +22,25 @@ class FreeText:
     max_chars: int = 300
     sentences: int | None = None  # stop after this many sentences
     min_chars: int = 2
+    avoid: tuple[bytes, ...] = ()  # earlier fields of the row, lower-cased: not to be copied
 
     def allows(self, text: bytes, piece: bytes) -> bool:
         if _FORBIDDEN.search(piece):
             return False
         if not text.strip() and piece.strip() in {b'"', b"'", b"-", b":"}:
             return False  # an answer that starts with punctuation is the format leaking in
+        if _LEAK.match((text + piece).lstrip()):
+            return False  # list numbers, labels and quotes are the prompt's format leaking in
+        candidate = (text + piece).strip().lower()
+        if len(candidate) >= _COPY_LIMIT and any(a.startswith(candidate) for a in self.avoid):
+            return False  # small models fill every field with the previous one
         return len(text) + len(piece) <= self.max_chars
 
     def may_stop(self, text: bytes) -> bool:
-        return len(text.strip()) >= self.min_chars and _WORD.search(text) is not None
+        stripped = text.strip()
+        if stripped.lower() in self.avoid:
+            return False
+        return len(stripped) >= self.min_chars and len(_LETTER.findall(stripped)) >= 2
 
     def finished(self, text: bytes) -> bool:
         if self.sentences is None:
