@@ -275,7 +275,8 @@ class Analyser:
         for i in range(count):
             if i:
                 self.prompter.label("\n-")
-            constraint = FreeText(max_chars=40, avoid=tuple(t.encode() for t in items))
+            avoid = tuple(t.encode() for t in items) + self.prompts[prompt].example_values()
+            constraint = FreeText(max_chars=40, avoid=avoid)
             item = _clean(self.engine.generate(constraint, max_tokens=10, penalties=penalties))
             item = item.lower()
             if item and item not in items:
@@ -297,13 +298,17 @@ class Analyser:
 
     def _summary(self, prompt: str) -> str:
         self.prompter.start_answer(prompt, {}, "Summary:")
-        text = self.engine.generate(FreeText(max_chars=700, sentences=5, min_chars=20), 150)
+        avoid = self.prompts[prompt].example_values()
+        constraint = FreeText(max_chars=700, sentences=5, min_chars=20, avoid=avoid)
+        text = self.engine.generate(constraint, 150)
         return _trim_sentence(_clean(text))
 
     def _title(self, base: int) -> str:
         self.engine.rewind(base)
         self.prompter.start_answer(TITLE_PROMPT, {}, "Title:")
-        return _clean(self.engine.generate(FreeText(max_chars=90), 24)) or "Untitled document"
+        avoid = self.prompts[TITLE_PROMPT].example_values()
+        text = self.engine.generate(FreeText(max_chars=90, avoid=avoid), 24)
+        return _clean(text) or "Untitled document"
 
     def _relevancy(self) -> int:
         self.prompter.label("\nRelevancy (1-5):")
@@ -344,6 +349,7 @@ class Analyser:
                 self.prompter.label(f"\n{label}:")
                 is_name = key == "name"
                 earlier = tuple(v.lower().encode() for v in row.values() if isinstance(v, str))
+                earlier += self.prompts[prompt].example_values()
                 value = engine.generate(
                     FreeText(max_chars=limit * 6, sentences=None if is_name else 1, avoid=earlier),
                     max_tokens=limit,
@@ -427,15 +433,15 @@ class Analyser:
 
 _TABLE_FIELDS: dict[str, list[tuple[str, str, int]]] = {
     "signals": [
-        ("name", "Signal", 12),
-        ("description", "Description", 36),
-        ("change", "Change", 28),
-        ("ten_year", "In ten years", 28),
-        ("driving_force", "Driving force", 20),
+        ("name", "Signal", 10),
+        ("description", "Description", 28),
+        ("change", "Change", 20),
+        ("ten_year", "In ten years", 20),
+        ("driving_force", "Driving force", 14),
     ],
-    "behaviors": [("name", "Behavior", 12), ("description", "Description", 36)],
-    "technologies": [("name", "Technology", 12), ("description", "Description", 36)],
-    "issues": [("name", "Issue", 12), ("description", "Description", 36)],
+    "behaviors": [("name", "Behavior", 10), ("description", "Description", 28)],
+    "technologies": [("name", "Technology", 10), ("description", "Description", 28)],
+    "issues": [("name", "Issue", 10), ("description", "Description", 28)],
 }
 _ROW_TYPES = {"signals": Signal, "behaviors": Behavior, "technologies": Technology, "issues": Issue}
 

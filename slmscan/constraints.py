@@ -9,10 +9,15 @@ from dataclasses import dataclass
 _FORBIDDEN = re.compile(rb"[|\x00-\x08\x0b-\x1f\x7f`*#<>\[\]{}\\]")
 _SENTENCE_END = re.compile(rb"[.!?](?=\s|$)")
 # "1." or "2)" at the start, a "Label:" at the start, or a quotation mark anywhere.
-_LEAK = re.compile(rb'\d+[.)](?:\s|$)|[A-Z][a-z ]{2,14}:|.*"', re.DOTALL)
-_COPY_LIMIT = 12  # characters of an earlier field a field may repeat before it is refused
+_LEAK = re.compile(rb'\d+\s*[.):,-](?:\s|$)|[A-Z][a-z ]{2,14}:|.*"|.*Evidence', re.DOTALL)
+_STEM = re.compile(rb"[a-z0-9\x80-\xff]+")
 _LETTER = re.compile(rb"[A-Za-z\x80-\xff]")
 _WORD = re.compile(rb"[\w\x80-\xff]")  # UTF-8 bytes of non-ASCII letters count as word
+
+
+def _stems(text: bytes) -> list[bytes]:
+    """Words cut to four letters, so that "losses" and "loss" count as the same word."""
+    return [w[:4] for w in _STEM.findall(text.lower())]
 
 
 @dataclass
@@ -31,9 +36,9 @@ class FreeText:
             return False  # an answer that starts with punctuation is the format leaking in
         if _LEAK.match((text + piece).lstrip()):
             return False  # list numbers, labels and quotes are the prompt's format leaking in
-        candidate = (text + piece).strip().lower()
-        if len(candidate) >= _COPY_LIMIT and any(a.startswith(candidate) for a in self.avoid):
-            return False  # small models fill every field with the previous one
+        stems = _stems(text + piece)
+        if len(stems) >= 2 and any(_stems(a)[: len(stems)] == stems for a in self.avoid):
+            return False  # small models fill a field with the previous one, or the example's
         return len(text) + len(piece) <= self.max_chars
 
     def may_stop(self, text: bytes) -> bool:

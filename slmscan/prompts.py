@@ -17,6 +17,7 @@ from .errors import PromptError
 
 HEADINGS = ("Task", "Rules", "Example")
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+_EXAMPLE_PREFIX = re.compile(r"^\s*(?:-\s+|[A-Za-z][\w ()-]{0,20}:)")
 _HEADING = re.compile(r"^# (.+?)\s*$", re.MULTILINE)
 
 
@@ -38,6 +39,15 @@ class PromptTemplate:
     def variables(self) -> set[str]:
         """The placeholders the template uses."""
         return {m.group(1) for text in self.sections.values() for m in _PLACEHOLDER.finditer(text)}
+
+    def example_values(self) -> tuple[bytes, ...]:
+        """The example's answers, lower-cased: a small model must not copy them as its own."""
+        values = []
+        for line in self.sections["Example"].splitlines():
+            value = _EXAMPLE_PREFIX.sub("", line).strip().strip('"').strip()
+            if value:
+                values.append(value.lower().encode())
+        return tuple(values)
 
     def render(self, values: dict[str, str]) -> str:
         """The instruction text, placeholders filled; a placeholder with no value is an error."""

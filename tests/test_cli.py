@@ -30,7 +30,9 @@ def test_version_and_schema() -> None:
     schema = json.loads(slmscan("schema").stdout)
     assert schema["title"] == "Card"
     assert {"keywords", "signals", "provenance"} <= set(schema["properties"])
-    assert json.dumps(Card.model_json_schema(), sort_keys=True) == json.dumps(schema, sort_keys=True)
+    assert json.dumps(Card.model_json_schema(), sort_keys=True) == json.dumps(
+        schema, sort_keys=True
+    )
 
 
 def _one_line_error(result: subprocess.CompletedProcess[bytes], *needles: str) -> str:
