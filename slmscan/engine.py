@@ -78,7 +78,9 @@ class Engine:
                 model_path=str(self.path),
                 n_ctx=self.n_ctx,
                 n_batch=512,
-                n_threads=self.threads,
+                # Decoding a tiny model is memory-bound and barely gains from a second thread,
+                # but collapses when another process takes that core; prefill scales.
+                n_threads=1,
                 n_threads_batch=self.threads,
                 seed=self.seed,
                 swa_full=True,  # sliding-window models (Gemma 3) need the whole prefix to rewind
