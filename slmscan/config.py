@@ -23,6 +23,8 @@ ENVIRONMENT: dict[str, str] = {
     "SLMSCAN_DEBUG": "1 shows Python tracebacks instead of one-line errors",
     "HF_HOME": "Hugging Face home; the model cache lives below it (huggingface_hub)",
     "HF_HUB_CACHE": "Hugging Face model cache folder (huggingface_hub)",
+    "HUGGINGFACE_HUB_CACHE": "older name of HF_HUB_CACHE, honoured the same way (huggingface_hub)",
+    "XDG_CACHE_HOME": "without HF_HOME, the Hugging Face home is $XDG_CACHE_HOME/huggingface",
     "HF_ENDPOINT": "Hugging Face Hub address (huggingface_hub; default https://huggingface.co)",
 }
 

@@ -22,6 +22,7 @@ from .analyse import SECTIONS, Analyser, ModelInfo
 from .card import Card
 from .document import Article
 from .errors import ModelError, PromptError, SlmscanError, UsageError
+from .fake import FAKE_MODEL_ID, FakeAnalyser
 from .models import Manifest, find_manifest, manifest_for_path
 
 
@@ -80,16 +81,20 @@ class Scanner:
         if self.offline:
             config.go_offline()
         config.quiet_hub()
-        self._analyser: Analyser | None = None
+        self._analyser: Analyser | FakeAnalyser | None = None
 
-    def _load(self) -> Analyser:
+    def _load(self) -> Analyser | FakeAnalyser:
+        if self._analyser is None and self.options.model == FAKE_MODEL_ID:
+            self._analyser = FakeAnalyser(self.options.seed)
         if self._analyser is None:
             from .download import verify_model
             from .engine import load_engine
             from .formats import prompt_format
+            from .gguf_check import check_gguf
 
             manifest, path = resolve_model(self.options.model or config.default_model())
             sha256 = verify_model(manifest, path)
+            check_gguf(path)  # a bad header is a one-line error here, not an abort in llama.cpp
             n_ctx = min(manifest.context_trained, config.max_context())
             engine = load_engine(
                 path,
@@ -132,7 +137,7 @@ class Scanner:
 
     def close(self) -> None:
         """Free the model."""
-        if self._analyser is not None:
+        if isinstance(self._analyser, Analyser):
             self._analyser.engine.close()
             self._analyser = None
 
@@ -141,4 +146,3 @@ class Scanner:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
