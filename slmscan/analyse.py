@@ -32,12 +32,12 @@ from .card import (
     Signal,
     Technology,
 )
-from .constraints import FreeText
+from .constraints import FreeText, stems
 from .document import Article
 from .engine import Counters, Engine
 from .formats import SYSTEM, PromptFormat
 from .grounding import dedupe_rows, flag_summary
-from .keyphrases import candidate_phrases
+from .keyphrases import STOP_WORDS, candidate_phrases
 from .prompts import PromptTemplate, load_template
 from .sentences import Sentence, split_sentences
 
@@ -59,6 +59,8 @@ TITLE_PROMPT = "write_title"
 _ROWS = {"signals": 4, "behaviors": 5, "technologies": 3, "issues": 5}
 _KEYWORDS, _THEMES = 7, 5
 _NAME_PENALTY = 2.0  # logit penalty on tokens already used in this table's names
+# Words a card may always use even when its example had them and the document does not.
+_COMMON = frozenset(stems(" ".join(sorted(STOP_WORDS)).encode()))
 SECTION_RESERVE = 1400  # context tokens kept free for one section's instruction and answer
 
 
@@ -175,6 +177,7 @@ class Analyser:
             part_tokens = engine.text_tokens(part_text) if len(parts) > 1 else document_tokens
             base = self.prompter.start_document(part_tokens)
             self._part_text = part_text
+            self._part_stems = set(stems(part_text.encode()))
             sentences = [
                 Sentence(s.start + offset, s.end + offset, s.text)
                 for s in split_sentences(part_text)
@@ -275,8 +278,8 @@ class Analyser:
         for i in range(count):
             if i:
                 self.prompter.label("\n-")
-            avoid = tuple(t.encode() for t in items) + self.prompts[prompt].example_values()
-            constraint = FreeText(max_chars=40, avoid=avoid)
+            avoid = tuple(t.encode() for t in items)
+            constraint = FreeText(max_chars=40, avoid=avoid, foreign=self._foreign(prompt))
             item = _clean(self.engine.generate(constraint, max_tokens=10, penalties=penalties))
             item = item.lower()
             if item and item not in items:
@@ -298,16 +301,17 @@ class Analyser:
 
     def _summary(self, prompt: str) -> str:
         self.prompter.start_answer(prompt, {}, "Summary:")
-        avoid = self.prompts[prompt].example_values()
-        constraint = FreeText(max_chars=700, sentences=5, min_chars=20, avoid=avoid)
+        constraint = FreeText(
+            max_chars=700, sentences=5, min_chars=20, foreign=self._foreign(prompt)
+        )
         text = self.engine.generate(constraint, 150)
         return _trim_sentence(_clean(text))
 
     def _title(self, base: int) -> str:
         self.engine.rewind(base)
         self.prompter.start_answer(TITLE_PROMPT, {}, "Title:")
-        avoid = self.prompts[TITLE_PROMPT].example_values()
-        text = self.engine.generate(FreeText(max_chars=90, avoid=avoid), 24)
+        constraint = FreeText(max_chars=90, foreign=self._foreign(TITLE_PROMPT))
+        text = self.engine.generate(constraint, 24)
         return _clean(text) or "Untitled document"
 
     def _relevancy(self) -> int:
@@ -349,9 +353,14 @@ class Analyser:
                 self.prompter.label(f"\n{label}:")
                 is_name = key == "name"
                 earlier = tuple(v.lower().encode() for v in row.values() if isinstance(v, str))
-                earlier += self.prompts[prompt].example_values()
+                earlier += tuple(str(r[key]).lower().encode() for r in rows)
                 value = engine.generate(
-                    FreeText(max_chars=limit * 6, sentences=None if is_name else 1, avoid=earlier),
+                    FreeText(
+                        max_chars=limit * 6,
+                        sentences=None if is_name else 1,
+                        avoid=earlier,
+                        foreign=self._foreign(prompt),
+                    ),
                     max_tokens=limit,
                     penalties=penalties if is_name else None,
                 )
@@ -364,6 +373,11 @@ class Analyser:
         return rows
 
     # --- merging and validation ---------------------------------------------------------------
+
+    def _foreign(self, prompt: str) -> frozenset[bytes]:
+        """Words of the prompt's example that the document does not use: never to be written."""
+        example = stems(self.prompts[prompt].example_text.encode())
+        return frozenset(w for w in example if len(w) == 4 and w not in self._part_stems) - _COMMON
 
     def _merge_summaries(self, draft: _Draft) -> None:
         joined = "\n".join(draft.summaries)

@@ -21,6 +21,12 @@ ENVIRONMENT: dict[str, str] = {
     "SLMSCAN_THREADS": "CPU threads for llama.cpp (default: all cores, at most 4)",
     "SLMSCAN_MAX_CONTEXT": "largest context window slmscan asks for, in tokens (default 8192)",
     "SLMSCAN_DEBUG": "1 shows Python tracebacks instead of one-line errors",
+    "SLMSCAN_ALLOW_PRIVATE": "1 lets URLs reach private, loopback and link-local addresses "
+    "(as --allow-private; refused by default)",
+    "SLMSCAN_EXTRACT_TIMEOUT": "seconds a batch allows for reading one document's text before "
+    "failing it (default 120)",
+    "SLMSCAN_DOCUMENT_TIMEOUT": "seconds a batch allows the model for one document's card before "
+    "failing it (default 1800)",
     "HF_HOME": "Hugging Face home; the model cache lives below it (huggingface_hub)",
     "HF_HUB_CACHE": "Hugging Face model cache folder (huggingface_hub)",
     "HUGGINGFACE_HUB_CACHE": "older name of HF_HUB_CACHE, honoured the same way (huggingface_hub)",
@@ -63,6 +69,30 @@ def is_offline() -> bool:
 def debug_enabled() -> bool:
     """True when SLMSCAN_DEBUG asks for tracebacks."""
     return _truthy(os.environ.get("SLMSCAN_DEBUG"))
+
+
+def allow_private() -> bool:
+    """True when SLMSCAN_ALLOW_PRIVATE lets URLs reach private, loopback and link-local hosts."""
+    return _truthy(os.environ.get("SLMSCAN_ALLOW_PRIVATE"))
+
+
+def _seconds(name: str, default: float) -> float:
+    env = os.environ.get(name, "").strip()
+    try:
+        value = float(env) if env else default
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+def extract_timeout() -> float:
+    """Seconds a batch allows for extracting one document's text (SLMSCAN_EXTRACT_TIMEOUT)."""
+    return _seconds("SLMSCAN_EXTRACT_TIMEOUT", 120.0)
+
+
+def document_timeout() -> float:
+    """Seconds a batch allows the model for one card (SLMSCAN_DOCUMENT_TIMEOUT)."""
+    return _seconds("SLMSCAN_DOCUMENT_TIMEOUT", 1800.0)
 
 
 def default_threads() -> int:

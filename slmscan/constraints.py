@@ -15,7 +15,7 @@ _LETTER = re.compile(rb"[A-Za-z\x80-\xff]")
 _WORD = re.compile(rb"[\w\x80-\xff]")  # UTF-8 bytes of non-ASCII letters count as word
 
 
-def _stems(text: bytes) -> list[bytes]:
+def stems(text: bytes) -> list[bytes]:
     """Words cut to four letters, so that "losses" and "loss" count as the same word."""
     return [w[:4] for w in _STEM.findall(text.lower())]
 
@@ -27,7 +27,8 @@ class FreeText:
     max_chars: int = 300
     sentences: int | None = None  # stop after this many sentences
     min_chars: int = 2
-    avoid: tuple[bytes, ...] = ()  # earlier fields of the row, lower-cased: not to be copied
+    avoid: tuple[bytes, ...] = ()  # earlier fields, lower-cased: not to be copied
+    foreign: frozenset[bytes] = frozenset()  # word stems of the prompt's example not in the text
 
     def allows(self, text: bytes, piece: bytes) -> bool:
         if _FORBIDDEN.search(piece):
@@ -36,9 +37,11 @@ class FreeText:
             return False  # an answer that starts with punctuation is the format leaking in
         if _LEAK.match((text + piece).lstrip()):
             return False  # list numbers, labels and quotes are the prompt's format leaking in
-        stems = _stems(text + piece)
-        if len(stems) >= 2 and any(_stems(a)[: len(stems)] == stems for a in self.avoid):
-            return False  # small models fill a field with the previous one, or the example's
+        words = stems(text + piece)
+        if len(words) >= 2 and any(stems(a)[: len(words)] == words for a in self.avoid):
+            return False  # small models fill a field with the one before it
+        if any(len(w) == 4 and w in self.foreign for w in words[-2:]):
+            return False  # ... or with the example's topic, which the document never mentions
         return len(text) + len(piece) <= self.max_chars
 
     def may_stop(self, text: bytes) -> bool:

@@ -6,6 +6,13 @@ one-line message names the document and the cause.
 
 Formats are told by the file name's suffix and checked against the bytes: PDF and DOCX by
 their magic numbers, HTML by its tags; bytes that are not text are refused whatever the name.
+Gzipped documents (`page.html.gz`) are unpacked first, never beyond a size cap.
+
+Hostile input is bounded here: unpacked sizes are capped (gzip, DOCX), HTML beyond a size a
+parser handles in seconds is slimmed or refused, and no parser expands XML entities, reads a
+DTD or an external entity, or touches the network (lxml's defaults for HTML; python-docx's
+parser sets resolve_entities=False). Time is bounded by the caller: a batch extracts in a
+worker process it kills at a deadline.
 """
 
 from __future__ import annotations
@@ -16,8 +23,10 @@ import logging
 import re
 import unicodedata
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,6 +40,14 @@ MIN_TEXT_CHARS = 20
 MAX_TITLE_CHARS = 200
 # Uncompressed size allowed inside a .docx: a small zip can expand to gigabytes.
 MAX_DOCX_UNPACKED = 200 * 1024 * 1024
+# A gzipped document may unpack to no more than a plain file may weigh (sources.MAX_FILE_BYTES):
+# a 1 MB gzip bomb unpacks to a gigabyte.
+MAX_UNPACKED_BYTES = 50 * 1024 * 1024
+# HTML handed to the parser: at 10 MB trafilatura takes ~25 s and ~400 MB; at 50 MB, two
+# minutes and 1.6 GB. Bigger pages are first slimmed (scripts, styles, inline images).
+MAX_HTML_CHARS = 10 * 1024 * 1024
+# libxml2's HTML parser stops following elements nested deeper than this.
+PARSER_MAX_DEPTH = 256
 # favor_precision drops boilerplate (bylines, "Read more" links, comment counters) but on some
 # layouts it loses the article itself; below this share of the balanced text it is not trusted.
 PRECISION_MIN_SHARE = 0.5
@@ -86,6 +103,8 @@ def looks_like_html(data: bytes) -> bool:
 def extract_article(raw: RawDocument) -> Article:
     """The article in a raw document: main text, title and metadata, or an ExtractionError."""
     where = _where(raw)
+    src = raw.src  # the id of the document as stored, gzipped or not
+    raw = _gunzip(raw, where)
     if not raw.data.strip():
         raise ExtractionError(f"{where}: is empty")
     fmt = detect_format(raw)
@@ -113,11 +132,43 @@ def extract_article(raw: RawDocument) -> Article:
         author=_clean_field(meta.get("author")),
         date=_clean_field(meta.get("date")),
     )
-    return Article(text=text, source=source, src=raw.src)
+    return Article(text=text, source=source, src=src)
 
 
 def _where(raw: RawDocument) -> str:
     return "stdin" if raw.location == "-" else raw.location
+
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _gunzip(raw: RawDocument, where: str) -> RawDocument:
+    """A gzipped document unpacked (every gzip member), refused past MAX_UNPACKED_BYTES."""
+    if not raw.data.startswith(_GZIP_MAGIC):
+        return raw
+    limit = MAX_UNPACKED_BYTES
+    parts: list[bytes] = []
+    size = 0
+    data = raw.data
+    try:
+        while data.startswith(_GZIP_MAGIC):
+            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            # max_length stops the inflater at the cap: a bomb never unpacks beyond it.
+            part = inflater.decompress(data, limit - size + 1)
+            size += len(part)
+            if size > limit or inflater.unconsumed_tail:
+                raise ExtractionError(
+                    f"{where}: unpacks to more than {limit // 2**20} MB (the limit)",
+                    hint="a gzip file this large when unpacked is refused as a possible bomb",
+                )
+            if not inflater.eof:
+                raise ExtractionError(f"{where}: truncated gzip data")
+            parts.append(part)
+            data = inflater.unused_data
+    except zlib.error as e:
+        raise ExtractionError(f"{where}: corrupt gzip data ({e})") from e
+    name = raw.name[:-3] if raw.name.lower().endswith(".gz") else raw.name
+    return replace(raw, data=b"".join(parts), name=name)
 
 
 def detect_format(raw: RawDocument) -> Format:
@@ -295,6 +346,15 @@ def _quiet(*names: str) -> Iterator[None]:
 def _extract_html(html: str, url: str | None, where: str) -> tuple[str, dict[str, str | None]]:
     import trafilatura
 
+    if len(html) > MAX_HTML_CHARS:
+        html = slim_html(html)
+        if len(html) > MAX_HTML_CHARS:
+            raise ExtractionError(
+                f"{where}: HTML page too large to extract ({len(html) / 2**20:.0f} MB of markup "
+                f"without scripts, styles and inline images; the limit is "
+                f"{MAX_HTML_CHARS // 2**20} MB)",
+                hint="save the article alone (or as PDF or text) and scan that",
+            )
     if not re.search(r"<(?:html|body)[\s>]", html[:65536], re.I):
         # trafilatura rejects a bare fragment ("<p>…</p>" piped in) as not-quite-HTML.
         html = f"<html><body>{html}</body></html>"
@@ -319,6 +379,11 @@ def _extract_html(html: str, url: str | None, where: str) -> tuple[str, dict[str
     if len(precise_text) >= PRECISION_MIN_SHARE * len(text):
         text = precise_text
     if not text.strip():
+        if nesting_depth(html) > PARSER_MAX_DEPTH:
+            raise ExtractionError(
+                f"{where}: no main text found (elements nested more than "
+                f"{PARSER_MAX_DEPTH} deep, past what the HTML parser follows)"
+            )
         raise ExtractionError(f"{where}: no main text found", hint=_NO_TEXT_HINT)
     page = _Page(html)
     if len(text) < NAVIGATION_CHECK_CHARS and page.is_navigation(text):
@@ -342,6 +407,53 @@ def _extract_html(html: str, url: str | None, where: str) -> tuple[str, dict[str
     if standfirst:
         text = f"{standfirst}\n\n{text}"
     return text, meta
+
+
+# Elements whose content is never article text; each is cut up to its end tag.
+_UNSEEN_START = re.compile(r"<(script|style|svg|template|noscript)\b|<!--", re.I)
+_DATA_URI = re.compile(r"data:[^\"'\s>)]*", re.I)
+
+
+def slim_html(html: str) -> str:
+    """The page without scripts, styles, comments, SVG and inline data: URIs.
+
+    Linear in the page's size whatever its content: each cut searches forward once, and an
+    element left open cuts the rest of the page (as a browser would read it).
+    """
+    pieces: list[str] = []
+    pos = 0
+    while match := _UNSEEN_START.search(html, pos):
+        pieces.append(html[pos : match.start()])
+        if match.group(1) is None:  # a comment
+            end = html.find("-->", match.end())
+            pos = len(html) if end < 0 else end + 3
+            continue
+        closing = re.compile(rf"</{match.group(1)}\s*>", re.I).search(html, match.end())
+        pos = len(html) if closing is None else closing.end()
+    pieces.append(html[pos:])
+    return _DATA_URI.sub("data:", "".join(pieces))
+
+
+# "[^<>]" and not "[^>]": a run of "<a<a<a…" with no ">" must not be scanned once per "<".
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9-]*)[^<>]*?(/?)>")
+# Elements with no end tag, or whose end tag HTML lets a page leave out.
+_NOT_NESTING = frozenset(
+    ("area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
+     "track", "wbr", "p", "li", "dt", "dd", "tr", "td", "th", "option", "thead", "tbody",
+     "tfoot", "colgroup")
+)  # fmt: skip
+
+
+def nesting_depth(html: str) -> int:
+    """How deep the page's elements nest, told from its tags (no parser, linear time)."""
+    depth = deepest = 0
+    for match in _TAG.finditer(html):
+        closing, name, self_closing = match.groups()
+        if self_closing or name.lower() in _NOT_NESTING:
+            continue
+        depth = max(0, depth - 1) if closing else depth + 1
+        deepest = max(deepest, depth)
+    return deepest
 
 
 def _text_of(document: Any) -> str:
@@ -379,8 +491,11 @@ class _Page:
             from lxml import html as lxml_html
 
             self._parsed = True
+            # Spelled out though they are lxml's defaults: a page must not make the parser
+            # fetch anything, nor lift the limits that keep its tree small.
+            parser = lxml_html.HTMLParser(no_network=True, huge_tree=False)
             try:
-                self._body = lxml_html.document_fromstring(self._html).find("body")
+                self._body = lxml_html.document_fromstring(self._html, parser=parser).find("body")
             except (ValueError, etree.ParserError):
                 self._body = None
         return self._body

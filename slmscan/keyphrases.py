@@ -13,7 +13,7 @@ from collections import Counter
 
 _TOKEN = re.compile(r"[^\W_][\w'’.-]*[^\W_]|[^\W_]|[.,;:!?()\"“”]")
 _JOINERS = frozenset({"of", "and"})  # allowed inside a phrase: "trial and error", "rise of"
-_STOP = frozenset(
+STOP_WORDS = frozenset(
     """
     a about above after again against all also am an and any are as at be because been before
     being below between both but by can could did do does doing down during each even few for
@@ -42,9 +42,13 @@ def candidate_phrases(text: str, limit: int = 30) -> list[str]:
             if len(words) < n or not all(_is_word(w) for w in words):
                 break
             lowered = [w.lower() for w in words]
-            if lowered[0] in _STOP or lowered[-1] in _STOP or any(w.isdigit() for w in lowered):
+            if (
+                lowered[0] in STOP_WORDS
+                or lowered[-1] in STOP_WORDS
+                or any(w.isdigit() for w in lowered)
+            ):
                 continue
-            if any(w in _STOP and w not in _JOINERS for w in lowered[1:-1]):
+            if any(w in STOP_WORDS and w not in _JOINERS for w in lowered[1:-1]):
                 continue
             if n == 1 and (len(lowered[0]) < 4 or lowered[0].rstrip(".").isdigit()):
                 continue

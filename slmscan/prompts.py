@@ -40,14 +40,11 @@ class PromptTemplate:
         """The placeholders the template uses."""
         return {m.group(1) for text in self.sections.values() for m in _PLACEHOLDER.finditer(text)}
 
-    def example_values(self) -> tuple[bytes, ...]:
-        """The example's answers, lower-cased: a small model must not copy them as its own."""
-        values = []
-        for line in self.sections["Example"].splitlines():
-            value = _EXAMPLE_PREFIX.sub("", line).strip().strip('"').strip()
-            if value:
-                values.append(value.lower().encode())
-        return tuple(values)
+    @property
+    def example_text(self) -> str:
+        """The example's answers without their labels."""
+        lines = (_EXAMPLE_PREFIX.sub("", line) for line in self.sections["Example"].splitlines())
+        return "\n".join(line.strip().strip('"') for line in lines if line.strip())
 
     def render(self, values: dict[str, str]) -> str:
         """The instruction text, placeholders filled; a placeholder with no value is an error."""

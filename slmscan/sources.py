@@ -1,14 +1,20 @@
 """Inputs as the user names them (files, folders, URLs, "-") → raw documents.
 
 This is the only module that opens network connections: one plain HTTP(S) GET per URL, with
-certificates verified, a timeout, a size cap and no redirects to other schemes. Nothing here
-parses a document; `extract.py` does that.
+certificates verified, a timeout, a size cap and no redirects to other schemes. Every connection
+(the first and each redirect's) goes to an address checked first: the host is resolved, every
+address it has must be a public one unless private networks are allowed (`--allow-private`),
+and the socket connects to one of those checked addresses, so a second lookup cannot swap in
+another (DNS rebinding). Proxies from the environment are not used: through a proxy the address
+reached could not be checked. Nothing here parses a document; `extract.py` does that.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
+import socket
 import stat
 import sys
 import time
@@ -17,6 +23,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
+from . import config
 from .document import RawDocument
 from .errors import OfflineError, SourceError
 
@@ -24,6 +31,8 @@ from .errors import OfflineError, SourceError
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(
     {".html", ".htm", ".xhtml", ".txt", ".md", ".markdown", ".pdf", ".docx"}
 )
+#: A supported file compressed with gzip (`page.html.gz`) is found too; extract.py unpacks it.
+COMPRESSED_SUFFIX = ".gz"
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
 MAX_URL_BYTES = 20 * 1024 * 1024
@@ -84,17 +93,37 @@ def _walk(folder: str) -> list[str]:
         found.extend(
             os.path.join(root, name)
             for name in files
-            if not name.startswith(".") and Path(name).suffix.lower() in SUPPORTED_SUFFIXES
+            if not name.startswith(".") and is_supported_name(name)
         )
     return sorted(found, key=lambda path: Path(path).parts)
 
 
-def read_source(spec: str, *, offline: bool, stdin: BinaryIO | None = None) -> RawDocument:
-    """The raw bytes of one input: "-" for stdin, an http(s) URL, or a file path."""
+def is_supported_name(name: str) -> bool:
+    """True for a file name a folder walk picks up: a supported suffix, gzipped or not."""
+    lowered = name.lower()
+    if lowered.endswith(COMPRESSED_SUFFIX):
+        lowered = lowered[: -len(COMPRESSED_SUFFIX)]
+    return Path(lowered).suffix in SUPPORTED_SUFFIXES
+
+
+def read_source(
+    spec: str,
+    *,
+    offline: bool,
+    stdin: BinaryIO | None = None,
+    allow_private: bool | None = None,
+) -> RawDocument:
+    """The raw bytes of one input: "-" for stdin, an http(s) URL, or a file path.
+
+    `allow_private` lets URLs reach private, loopback and link-local addresses; None reads the
+    setting (SLMSCAN_ALLOW_PRIVATE, default no).
+    """
     if spec == "-":
         return _read_stdin(stdin if stdin is not None else sys.stdin.buffer)
     if is_url(spec):
-        return _fetch(spec, offline=offline)
+        if allow_private is None:
+            allow_private = config.allow_private()
+        return _fetch(spec, offline=offline, allow_private=allow_private)
     return _read_file(spec)
 
 
@@ -146,9 +175,109 @@ def _read_file(spec: str) -> RawDocument:
     return RawDocument(location=spec, kind="file", data=data, name=path.name)
 
 
-def _opener() -> Any:
-    """A urllib opener whose redirects go only to http(s) (urllib alone also follows ftp:)."""
+def address_refusal(address: str) -> str | None:
+    """Why an IP address is not one on the public internet (e.g. "a loopback address"), or None."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])  # "%eth0": an IPv6 zone, not the IP
+    except ValueError:
+        return "not an IP address"
+    if isinstance(ip, ipaddress.IPv6Address):
+        # An IPv6 form that carries an IPv4 address reaches that IPv4 host: judge that one.
+        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if embedded is not None:
+            return address_refusal(str(embedded))
+    if ip.is_loopback:
+        return "a loopback address"
+    if ip.is_link_local:
+        return "a link-local address"
+    if ip.is_unspecified:
+        return "an unspecified address"
+    if ip.is_multicast:
+        return "a multicast address"
+    if ip.is_private:
+        return "a private address"
+    if not ip.is_global:  # shared (carrier-grade NAT), reserved, documentation ranges…
+        return "not a public address"
+    return None
+
+
+def _checked_addresses(host: str, port: int, *, allow_private: bool) -> list[Any]:
+    """The host's addresses, every one of them checked (one bad address refuses them all)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise OSError(f"cannot resolve {host} ({e.strerror or e})") from e
+    if not allow_private:
+        for *_, sockaddr in infos:
+            reason = address_refusal(str(sockaddr[0]))
+            if reason is not None:
+                shown = host if host == sockaddr[0] else f"{host} ({sockaddr[0]})"
+                raise SourceError(
+                    f"refused to connect to {shown}: {reason}",
+                    hint="pass --allow-private (or set SLMSCAN_ALLOW_PRIVATE=1) to fetch from "
+                    "private networks",
+                )
+    return infos
+
+
+def _connect(
+    address: tuple[str, int],
+    timeout: float | None = None,
+    source_address: tuple[str, int] | None = None,
+    *,
+    allow_private: bool,
+) -> socket.socket:
+    """`socket.create_connection`, but only to checked addresses, connecting by number."""
+    host, port = address
+    last: OSError | None = None
+    for family, kind, proto, _, sockaddr in _checked_addresses(
+        host, port, allow_private=allow_private
+    ):
+        sock = socket.socket(family, kind, proto)
+        try:
+            if isinstance(timeout, int | float):  # http.client passes a sentinel for "default"
+                sock.settimeout(timeout)
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(sockaddr)
+            return sock
+        except OSError as e:
+            sock.close()
+            last = e
+    raise last or OSError(f"cannot connect to {host}: no addresses")
+
+
+def _opener(*, allow_private: bool) -> Any:
+    """A urllib opener: checked connections, verified certificates, no proxies, http(s) only."""
+    import functools
+    import http.client
+    import ssl
     import urllib.request
+
+    connect = functools.partial(_connect, allow_private=allow_private)
+
+    class CheckedHTTPConnection(http.client.HTTPConnection):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._create_connection = connect
+
+    class CheckedHTTPSConnection(http.client.HTTPSConnection):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._create_connection = connect
+
+    class CheckedHTTPHandler(urllib.request.HTTPHandler):
+        def http_open(self, req: urllib.request.Request) -> Any:
+            return self.do_open(CheckedHTTPConnection, req)
+
+    class CheckedHTTPSHandler(urllib.request.HTTPSHandler):
+        def __init__(self) -> None:
+            # Explicit, so that no process-wide override (PYTHONHTTPSVERIFY=0, a patched
+            # default context) can turn verification off: certificates and host names always.
+            super().__init__(context=ssl.create_default_context())
+
+        def https_open(self, req: urllib.request.Request) -> Any:
+            return self.do_open(CheckedHTTPSConnection, req, context=self._context)
 
     class HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
         def redirect_request(
@@ -160,6 +289,7 @@ def _opener() -> Any:
             headers: Any,
             newurl: str,
         ) -> urllib.request.Request | None:
+            # urllib alone also follows ftp:; the new host's addresses are checked on connect.
             scheme = urlsplit(newurl).scheme.lower()
             if scheme not in {"http", "https"}:
                 raise SourceError(
@@ -167,11 +297,15 @@ def _opener() -> Any:
                 )
             return super().redirect_request(req, fp, code, msg, headers, newurl)
 
-    # The default HTTPS handler verifies certificates against the system's trust store.
-    return urllib.request.build_opener(HttpOnlyRedirects)
+    return urllib.request.build_opener(
+        urllib.request.ProxyHandler({}),
+        CheckedHTTPHandler,
+        CheckedHTTPSHandler,
+        HttpOnlyRedirects,
+    )
 
 
-def _fetch(url: str, *, offline: bool) -> RawDocument:
+def _fetch(url: str, *, offline: bool, allow_private: bool) -> RawDocument:
     scheme = _url_scheme(url)
     if scheme not in {"http", "https"}:
         raise SourceError(f"{url}: unsupported URL scheme '{scheme}:' (only http and https)")
@@ -197,7 +331,7 @@ def _fetch(url: str, *, offline: bool) -> RawDocument:
         },
     )
     try:
-        with _opener().open(request, timeout=FETCH_TIMEOUT) as response:
+        with _opener(allow_private=allow_private).open(request, timeout=FETCH_TIMEOUT) as response:
             length = response.headers.get("Content-Length", "")
             if length.strip().isdigit() and int(length) > MAX_URL_BYTES:
                 raise SourceError(_too_large(url))
@@ -209,6 +343,8 @@ def _fetch(url: str, *, offline: bool) -> RawDocument:
     except urllib.error.HTTPError as e:
         raise SourceError(f"{url}: HTTP error {e.code} {e.reason}") from e
     except urllib.error.URLError as e:
+        if isinstance(e.reason, SourceError):  # an address refused on connect, wrapped by urllib
+            raise SourceError(f"{url}: {e.reason.message}", hint=e.reason.hint) from None
         raise SourceError(f"{url}: cannot fetch ({_reason(e.reason)})") from e
     except TimeoutError as e:
         raise SourceError(f"{url}: timed out after {FETCH_TIMEOUT:.0f} s") from e
