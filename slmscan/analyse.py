@@ -36,7 +36,7 @@ from .constraints import FreeText, stems
 from .document import Article
 from .engine import Counters, Engine
 from .formats import SYSTEM, PromptFormat
-from .grounding import dedupe_rows, flag_summary
+from .grounding import dedupe_rows, flag_summary, verify_rows
 from .keyphrases import STOP_WORDS, candidate_phrases
 from .prompts import PromptTemplate, load_template
 from .sentences import Sentence, split_sentences
@@ -400,7 +400,7 @@ class Analyser:
         tables = {}
         for section, row_type in _ROW_TYPES.items():
             rows = [row_type.model_validate(row) for row in draft.rows.get(section, [])]
-            rows = dedupe_rows(rows)
+            rows = dedupe_rows(verify_rows(rows, article.text))
             rows.sort(key=lambda r: -r.relevancy)
             tables[section] = rows[: _ROWS[section] * 2]
         summary = draft.summaries[0] if draft.summaries else None

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from difflib import SequenceMatcher
 from typing import TypeVar
 
-from .card import Behavior, Issue, Signal, Technology
+from .card import Behavior, Evidence, Issue, Signal, Technology
 
 Row = TypeVar("Row", Signal, Behavior, Technology, Issue)
 
@@ -57,3 +58,63 @@ def flag_summary(summary: str, document: str) -> list[str]:
         if any(w.lower() not in haystack for w in words) and claim not in flags:
             flags.append(claim)
     return flags
+
+
+_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "–": "-", "—": "-"})
+_FUZZY_MIN = 0.9  # share of the quote's characters a fuzzy match must reproduce
+
+
+def _normalise(text: str) -> tuple[str, list[int]]:
+    """Lower-cased text with quotes, dashes and runs of whitespace unified, and for each
+    character of the result its offset in the original."""
+    out: list[str] = []
+    where: list[int] = []
+    for i, ch in enumerate(text.translate(_QUOTES).lower()):
+        if ch.isspace():
+            if out and out[-1] == " ":
+                continue
+            ch = " "
+        out.append(ch)
+        where.append(i)
+    return "".join(out), where
+
+
+def locate_quote(quote: str, text: str) -> Evidence | None:
+    """Find a quote in the text: exactly, then normalised, then by a bounded fuzzy match."""
+    quote = quote.strip()
+    if not quote:
+        return None
+    start = text.find(quote)
+    if start >= 0:
+        return Evidence(quote=quote, start=start, end=start + len(quote), match="exact")
+    norm_text, where = _normalise(text)
+    norm_quote, _ = _normalise(quote)
+    start = norm_text.find(norm_quote.strip())
+    if start >= 0:
+        end = where[start + len(norm_quote.strip()) - 1] + 1
+        return Evidence(quote=text[where[start] : end], start=where[start], end=end,
+                        match="normalised")  # fmt: skip
+    if len(norm_quote) > 400:
+        return None  # fuzzy matching is quadratic; long quotes are not quotes
+    matcher = SequenceMatcher(None, norm_text, norm_quote.strip(), autojunk=False)
+    block = max(matcher.get_matching_blocks(), key=lambda b: b.size)
+    if block.size == 0:
+        return None
+    lo = max(0, block.a - block.b)
+    hi = min(len(norm_text), lo + len(norm_quote.strip()))
+    window = SequenceMatcher(None, norm_text[lo:hi], norm_quote.strip(), autojunk=False)
+    if window.ratio() < _FUZZY_MIN:
+        return None
+    start, end = where[lo], where[hi - 1] + 1
+    return Evidence(quote=text[start:end], start=start, end=end, match="fuzzy")
+
+
+def verify_rows(rows: list[Row], text: str) -> list[Row]:
+    """Re-check each row's evidence against the text; rows whose quote is not there are
+    kept with `grounded=False` (left out of the Markdown, flagged in JSON)."""
+    checked = []
+    for row in rows:
+        found = locate_quote(row.evidence.quote, text) if row.evidence else None
+        checked.append(row.model_copy(update={"evidence": found or row.evidence,
+                                              "grounded": found is not None}))  # fmt: skip
+    return checked
