@@ -163,8 +163,13 @@ class Analyser:
 
     # --- the whole card -----------------------------------------------------------------------
 
-    def analyse(self, article: Article, network_calls: Callable[[], int] = lambda: 0) -> Card:
-        """Make the card of one article."""
+    def analyse(
+        self,
+        article: Article,
+        network_calls: Callable[[], int] = lambda: 0,
+        progress: Callable[[str], None] | None = None,
+    ) -> Card:
+        """Make the card of one article; `progress` hears the name of each step as it starts."""
         started = time.perf_counter()
         engine = self.engine
         before = engine.counters.snapshot()
@@ -183,6 +188,9 @@ class Analyser:
                 for s in split_sentences(part_text)
             ]
             for section in self.sections:
+                if progress:
+                    part = f" (part {index + 1}/{len(parts)})" if len(parts) > 1 else ""
+                    progress(f"{section}{part}")
                 self._run_section(section, base, sentences, draft, len(part_text))
             if index == 0 and not title:
                 title = self._title(base)

@@ -11,8 +11,9 @@ cannot load) are raised.
 
 from __future__ import annotations
 
+import functools
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -112,16 +113,26 @@ class Scanner:
             )
         return self._analyser
 
-    def analyse(self, article: Article) -> Card:
+    def analyse(self, article: Article, progress: Callable[[str], None] | None = None) -> Card:
         """The card of one extracted article, made with no network access."""
         from .netguard import NetworkGuard
 
         analyser = self._load()
         with NetworkGuard() as guard:
-            return analyser.analyse(article, network_calls=lambda: guard.attempts)
+            if isinstance(analyser, FakeAnalyser):
+                return analyser.analyse(article, network_calls=lambda: guard.attempts)
+            return analyser.analyse(article, lambda: guard.attempts, progress)
 
-    def scan(self, sources: list[str], stdin: BinaryIO | None = None) -> Iterator[ScanResult]:
-        """Cards for every source (files, folders, URLs, "-"), in order, one result each."""
+    def scan(
+        self,
+        sources: list[str],
+        stdin: BinaryIO | None = None,
+        progress: Callable[[str, str], None] | None = None,
+    ) -> Iterator[ScanResult]:
+        """Cards for every source (files, folders, URLs, "-"), in order, one result each.
+
+        `progress(location, step)` hears each step of each document as it starts.
+        """
         from .extract import extract_article
         from .sources import expand_sources, read_source
 
@@ -129,7 +140,8 @@ class Scanner:
             try:
                 raw = read_source(location, offline=self.offline, stdin=stdin or sys.stdin.buffer)
                 article = extract_article(raw)
-                yield ScanResult(location, card=self.analyse(article))
+                report = functools.partial(progress, location) if progress else None
+                yield ScanResult(location, card=self.analyse(article, report))
             except (ModelError, PromptError, UsageError):
                 raise  # these stop every document, not only this one
             except SlmscanError as e:
