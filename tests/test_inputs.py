@@ -468,6 +468,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+@pytest.fixture
+def allow_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests fetch from 127.0.0.1, which a user reaches only with --allow-private."""
+    monkeypatch.setenv("SLMSCAN_ALLOW_PRIVATE", "1")
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
@@ -482,6 +488,7 @@ def server() -> Iterator[str]:
 
 
 @pytest.mark.network
+@pytest.mark.usefixtures("allow_loopback")
 def test_url_fetched_from_local_server(server: str) -> None:
     from slmscan import __version__
 
@@ -497,6 +504,7 @@ def test_url_fetched_from_local_server(server: str) -> None:
 
 
 @pytest.mark.network
+@pytest.mark.usefixtures("allow_loopback")
 @pytest.mark.parametrize(("path", "name"), [("/doc", "page.pdf"), ("/plain", "page.txt")])
 def test_url_name_follows_content_type(server: str, path: str, name: str) -> None:
     raw = read_source(server + path, offline=False)
@@ -505,6 +513,7 @@ def test_url_name_follows_content_type(server: str, path: str, name: str) -> Non
 
 
 @pytest.mark.network
+@pytest.mark.usefixtures("allow_loopback")
 def test_url_errors(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(SourceError, match="HTTP error 404") as info:
         read_source(f"{server}/missing", offline=False)
@@ -519,6 +528,7 @@ def test_url_errors(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.network
+@pytest.mark.usefixtures("allow_loopback")
 def test_unreachable_url_is_a_source_error() -> None:
     import socket
 

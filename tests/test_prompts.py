@@ -23,7 +23,11 @@ def _write(folder: Path, name: str, body: str) -> None:
 
 
 def test_missing_variable_is_an_error_naming_it(tmp_path: Path) -> None:
-    _write(tmp_path, "extract_keywords", "# Task\nList {{count}} of {{flavour}}\n# Rules\n\n# Example\n")
+    _write(
+        tmp_path,
+        "extract_keywords",
+        "# Task\nList {{count}} of {{flavour}}\n# Rules\n\n# Example\n",
+    )
     template = load_template("extract_keywords", tmp_path)
     with pytest.raises(PromptError, match=r"\{\{flavour\}\}"):
         template.render({"count": "5"})
@@ -31,7 +35,9 @@ def test_missing_variable_is_an_error_naming_it(tmp_path: Path) -> None:
 
 def test_user_folder_overrides_builtin_and_changes_version(tmp_path: Path) -> None:
     builtin = load_template("name_themes")
-    _write(tmp_path, "name_themes", "# Task\nThemes please ({{count}})\n# Rules\n- short\n# Example\n")
+    _write(
+        tmp_path, "name_themes", "# Task\nThemes please ({{count}})\n# Rules\n- short\n# Example\n"
+    )
     override = load_template("name_themes", tmp_path)
     assert override.path.parent.parent == tmp_path
     assert override.render({"count": "3"}).startswith("Themes please (3)")
