@@ -76,6 +76,11 @@ def allow_private() -> bool:
     return _truthy(os.environ.get("SLMSCAN_ALLOW_PRIVATE"))
 
 
+def allow_private_networks() -> None:
+    """Let this process's URL fetches reach private networks (what --allow-private asks)."""
+    os.environ["SLMSCAN_ALLOW_PRIVATE"] = "1"
+
+
 def _seconds(name: str, default: float) -> float:
     env = os.environ.get(name, "").strip()
     try:

@@ -82,6 +82,14 @@ _ANSI = re.compile(
     r"|\x1b[@-Z\\-_]"
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ufeff]")
+# The same escapes in HTML, removed before parsing: the parser drops the ESC but keeps "[31m".
+# Bounded, and an OSC must end within its limit and before any tag, so that a stray control
+# character never takes markup with it.
+_ESCAPES_IN_MARKUP = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]{0,32}[ -/]{0,8}[@-~]"
+    r"|(?:\x1b\]|\x9d)[^\x07\x1b\x9c<]{0,512}(?:\x07|\x1b\\|\x9c)"
+    r"|\x1b[@-Z\\-_]"
+)
 _BLANK_LINES = re.compile(r"\n(?:[ \t]*\n)+")
 _MD_HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
 _SETEXT = re.compile(r"^ {0,3}(?:=+|-+)[ \t]*$")
@@ -116,7 +124,7 @@ def extract_article(raw: RawDocument) -> Article:
     else:
         decoded = decode_text(raw.data, where, html=fmt == "html", content_type=raw.content_type)
         if fmt == "html":
-            text, meta = _extract_html(decoded, raw.url, where)
+            text, meta = _extract_html(_ESCAPES_IN_MARKUP.sub("", decoded), raw.url, where)
         else:
             text, meta = decoded, {"title": _text_title(decoded, markdown=fmt == "markdown")}
 

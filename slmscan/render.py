@@ -18,6 +18,11 @@ def clean_line(text: str) -> str:
     return re.sub(r"\s+", " ", _CONTROL.sub(" ", text)).strip()
 
 
+def _link_target(target: str) -> str:
+    """A link destination that keeps its meaning but carries no control character or `<>`."""
+    return re.sub(r"[\x00-\x1f\x7f-\x9f<>]", lambda m: f"%{ord(m.group()):02X}", target)
+
+
 def _cell(text: str) -> str:
     return clean_line(text).replace("|", "\\|")
 
@@ -47,7 +52,7 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], numeric: set[s
 
 def _source_line(card: Card) -> str:
     source = card.source
-    target = source.url or source.location
+    target = _link_target(source.url or source.location)
     label = clean_line(source.title or source.location)
     kind = "page" if source.kind == "url" or source.url else "file"
     details = [clean_line(x) for x in (source.site, source.author, source.date) if x]
@@ -72,7 +77,7 @@ def render_markdown(card: Card, *, show_ungrounded: bool = False) -> str:
 
     out = [f"# __{clean_line(card.title)}__", "", _source_line(card), ""]
     if card.source.url:
-        out += [f"__[External link](<{card.source.url}>)__", ""]
+        out += [f"__[External link](<{_link_target(card.source.url)}>)__", ""]
     if card.keywords:
         out += ["## Keywords", "", *(f"* {clean_line(k)}" for k in card.keywords), ""]
     if card.themes:

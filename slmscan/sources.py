@@ -274,10 +274,11 @@ def _opener(*, allow_private: bool) -> Any:
         def __init__(self) -> None:
             # Explicit, so that no process-wide override (PYTHONHTTPSVERIFY=0, a patched
             # default context) can turn verification off: certificates and host names always.
-            super().__init__(context=ssl.create_default_context())
+            self.verified = ssl.create_default_context()
+            super().__init__(context=self.verified)
 
         def https_open(self, req: urllib.request.Request) -> Any:
-            return self.do_open(CheckedHTTPSConnection, req, context=self._context)
+            return self.do_open(CheckedHTTPSConnection, req, context=self.verified)
 
     class HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
         def redirect_request(

@@ -84,3 +84,22 @@ def test_unknown_model_and_section_are_usage_errors(tmp_path: Path) -> None:
     result = slmscan("scan", "--model", "no-such-model", str(doc))
     assert result.returncode == 1
     assert "no-such-model" in _one_line_error(result, "Hint: slmscan models list")
+
+
+def test_step_line_on_a_terminal_only() -> None:
+    import io
+
+    from slmscan.cli.scan import StepLine
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal, pipe = Terminal(), io.StringIO()
+    for stream in (terminal, pipe):
+        line = StepLine(stream)
+        line("notes\x1b[2J.md", "summary")
+        line.close()
+    shown = terminal.getvalue()
+    assert shown.startswith("\r\x1b[Knotes .md: summary (0 s)") and shown.endswith("\r\x1b[K")
+    assert pipe.getvalue() == ""  # logs and pipes get the cards and the final line only

@@ -7,11 +7,15 @@ import sys
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
 from . import run
+
+if TYPE_CHECKING:
+    from ..batch import BatchSummary, Progress
+    from ..scanner import ScanOptions
 
 
 class Format(StrEnum):
@@ -36,7 +40,10 @@ def scan(
     ),
     out: Annotated[
         Path | None,
-        typer.Option(help="Write <slug>-<src8>.md and .json per document into this folder."),
+        typer.Option(
+            help="Batch into this folder: <slug>-<src8>.md and .json per document, cards.jsonl, "
+            "index.md, signals.csv. A re-run skips what is done."
+        ),
     ] = None,
     offline: Annotated[
         bool, typer.Option("--offline", help="Refuse every network access (URLs, downloads).")
@@ -51,10 +58,16 @@ def scan(
     show_ungrounded: Annotated[
         bool, typer.Option(help="Show rows whose evidence was not found, marked.")
     ] = False,
+    allow_private: Annotated[
+        bool,
+        typer.Option(
+            "--allow-private",
+            help="Let URLs reach private, loopback and link-local addresses (refused by default).",
+        ),
+    ] = False,
 ) -> None:
     """Make a card for each document."""
-    from ..outputs import card_stem, confined, write_atomic
-    from ..render import render_json, render_markdown
+    from ..render import clean_line, render_markdown
     from ..scanner import Scanner, ScanOptions
 
     chosen = tuple(s.strip() for s in sections.split(",") if s.strip()) if sections else None
@@ -66,33 +79,33 @@ def scan(
         threads=threads,
         **({"sections": chosen} if chosen is not None else {}),
     )
+    if out is not None:
+        _batch(sources, out, options, allow_private=allow_private, show_ungrounded=show_ungrounded)
+        return
+    if allow_private:
+        from .. import config
+
+        config.allow_private_networks()
     scanner = run(lambda: Scanner(options))
     done = failed = 0
     started = time.monotonic()
+    steps = StepLine(sys.stderr)
     try:
-        results = scanner.scan(sources)
+        results = scanner.scan(sources, progress=steps)
         while True:
             result = run(lambda: next(results, None))
+            steps.close()
             if result is None:
                 break
             if result.card is None:
                 failed += 1
                 assert result.error is not None
-                typer.echo(f"Error: {result.error.message}", err=True)
+                # File names can carry terminal escapes; the error line must not.
+                typer.echo(f"Error: {clean_line(result.error.message)}", err=True)
                 continue
             done += 1
             card = result.card
-            if out is not None:
-                stem = card_stem(card)
-                write_atomic(confined(out, stem + ".json"), render_json(card))
-                write_atomic(
-                    confined(out, stem + ".md"),
-                    render_markdown(card, show_ungrounded=show_ungrounded),
-                )
-                typer.echo(
-                    f"wrote {out / stem}.md/.json ({card.provenance.seconds:.1f} s)", err=True
-                )
-            elif output_format is Format.json:
+            if output_format is Format.json:
                 sys.stdout.write(
                     json.dumps(card.model_dump(mode="json"), ensure_ascii=False) + "\n"
                 )
@@ -108,6 +121,128 @@ def scan(
         typer.echo(f"{done} card(s), {failed} failed, {elapsed:.1f} s", err=True)
     if failed:
         raise typer.Exit(1)
+
+
+def _batch(
+    sources: list[str],
+    out: Path,
+    options: ScanOptions,
+    *,
+    allow_private: bool,
+    show_ungrounded: bool,
+) -> None:
+    """`--out`: a resumable batch run, its progress on stderr, exit 1 if a document failed."""
+    from ..batch import run_batch
+
+    bar = ProgressBar(sys.stderr)
+    try:
+        summary = run(
+            lambda: run_batch(
+                sources,
+                out,
+                options,
+                allow_private=allow_private,
+                show_ungrounded=show_ungrounded,
+                progress=bar,
+            )
+        )
+    finally:
+        bar.close()
+    typer.echo(summary_line(summary), err=True)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+class StepLine:
+    """On a terminal, one redrawn stderr line: the document, its current step, seconds so far."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self._started: dict[str, float] = {}
+        self._drawn = False
+
+    def __call__(self, location: str, step: str) -> None:
+        if not self.tty:
+            return
+        from ..render import clean_line
+
+        began = self._started.setdefault(location, time.monotonic())
+        seconds = time.monotonic() - began
+        line = f"{clean_line(location)[-50:]}: {clean_line(step)} ({seconds:.0f} s)"
+        self.stream.write("\r\x1b[K" + line)
+        self.stream.flush()
+        self._drawn = True
+
+    def close(self) -> None:
+        """Clear the line before a card or an error is printed."""
+        if self._drawn:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self._drawn = False
+
+
+class ProgressBar:
+    """A batch's progress on stderr: one redrawn line on a terminal, a line per document else."""
+
+    WIDTH = 24
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self._drawn = False
+
+    def __call__(self, progress: Progress) -> None:
+        from ..render import clean_line
+
+        if progress.outcome == "failed" and progress.error is not None:
+            self._clear()
+            self.stream.write(f"Error: {clean_line(progress.error.message)}\n")
+        counts = (
+            f"{progress.finished}/{progress.total} · {progress.done} done · "
+            f"{progress.failed} failed · {progress.skipped} skipped · ETA "
+            + (_duration(progress.eta) if progress.eta is not None else "?")
+        )
+        name = clean_line(progress.location)
+        if self.tty:
+            filled = self.WIDTH * progress.finished // max(progress.total, 1)
+            bar = "#" * filled + "-" * (self.WIDTH - filled)
+            self._clear()
+            step = f" ({clean_line(progress.step)})" if progress.step else ""
+            self.stream.write(f"[{bar}] {counts} {name[-40:]}{step}")
+            self._drawn = True
+        elif progress.outcome not in {"started", "step"}:
+            self.stream.write(f"[{counts}] {progress.outcome}: {name}\n")
+        self.stream.flush()
+
+    def _clear(self) -> None:
+        if self._drawn:
+            self.stream.write("\r\x1b[K")
+            self._drawn = False
+
+    def close(self) -> None:
+        """Leave the terminal's line clean for what follows."""
+        self._clear()
+        self.stream.flush()
+
+
+def summary_line(summary: BatchSummary) -> str:
+    """The batch's last line: what it did, how long it took, where the cards are."""
+    return (
+        f"{summary.total} document(s): {summary.done} carded, {summary.skipped} already done, "
+        f"{summary.failed} failed, {_duration(summary.seconds)}; see {summary.out}/index.md"
+    )
 
 
 def schema() -> None:
