@@ -57,10 +57,12 @@ def _root(
 
 
 def _register() -> None:
+    from . import bench as bench_cmd
     from . import models as models_cmd
     from . import scan as scan_cmd
 
     scan_cmd.register(app)
+    bench_cmd.register(app)
     app.add_typer(models_cmd.app, name="models")
 
 
