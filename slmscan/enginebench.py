@@ -1,0 +1,954 @@
+"""Engine benchmark: slmscan's cards against the usual way, on one loaded model, in one run.
+
+For every page of a corpus, in one process, with the same model file and threads:
+
+- the card made slmscan's way (`Scanner.analyse`), its token counts taken from provenance and
+  every llama.cpp evaluation it makes timed by batch size;
+- the engine's own prefill rate (the page's document fed in one go) and raw decode rate (64
+  tokens of plain argmax right after it), measured on the same loaded model right after the
+  card, so that the card's wall time can be set against what its token work alone predicts;
+- the same card made the usual way: one JSON-schema-constrained llama-cpp-python call per
+  section, the section's instruction first (system prompt) and the article after it (user
+  message); a base model gets `create_completion` with a grammar built from the same schema.
+
+The two ways alternate which goes first from page to page so that machine noise hits both.
+`run_engine_bench` writes `engine-<model>.md` (table, acceptance checks, where the time goes),
+`engine-<model>.png` (plot) and `engine-<model>.json` (every measurement) to a folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from .card import CATEGORIES, DOCUMENT_TYPES, Behavior, Card, Issue, Signal, Source, Technology
+from .document import Article
+from .errors import SlmscanError, UsageError
+
+#: Tokens of plain argmax decoding timed for the raw decode rate.
+DECODE_PROBE = 64
+#: The usual way's bound on each call's answer.
+USUAL_MAX_TOKENS = 512
+# The issue's acceptance figures (medians over the pages).
+TARGET_SPEEDUP = 8.0
+TARGET_OVERHEAD = 1.15
+TARGET_PROMPT_RATIO = 1.1
+
+# Rows slmscan asks for per table (analyse.py); the usual way may return up to as many.
+_ROWS = {"signals": 4, "behaviors": 5, "technologies": 3, "issues": 5}
+_ROW_MODELS: dict[str, type[BaseModel]] = {
+    "signals": Signal,
+    "behaviors": Behavior,
+    "technologies": Technology,
+    "issues": Issue,
+}
+_TABLE_PROMPTS = {
+    "signals": "extract_signals",
+    "behaviors": "extract_behaviors",
+    "technologies": "extract_technologies",
+    "issues": "extract_issues",
+}
+# Batch sizes of llama.cpp evaluations, for where the card's feeding time goes: a batch of a
+# few tokens costs about one decode step, not its tokens ÷ the prefill rate.
+BATCH_BUCKETS: tuple[tuple[str, int, int], ...] = (
+    ("1", 1, 1),
+    ("2-16", 2, 16),
+    ("17-128", 17, 128),
+    ("129+", 129, 1 << 30),
+)
+_KEPT_CHARS = 1500  # of each usual-way answer, in the JSON file
+# The prompt layout llama-cpp-python's chat template adds around the system and user text
+# (kept free when a long article has to be cut to fit the usual way's context window).
+_CHAT_MARGIN = 64
+
+Progress = Callable[[str], None]
+
+
+# --- results --------------------------------------------------------------------------------
+
+
+@dataclass
+class UsualCall:
+    """One llama-cpp-python call of the usual way."""
+
+    section: str
+    seconds: float
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str | None = None
+    parsed: bool = False
+    error: str | None = None
+    content: str = ""  # what the model wrote (the start of it), to see why it failed
+
+
+@dataclass
+class PageResult:
+    """Everything measured on one page, both ways."""
+
+    page: str
+    words: int | None = None
+    error: str | None = None
+    first: str = "slmscan"  # which way ran first on this page
+    # slmscan's card (from provenance, and the engine's counters around the card)
+    document_tokens: int = 0
+    template_tokens: int = 0
+    prompt_tokens: int = 0
+    fed_tokens: int = 0
+    decoded_tokens: int = 0
+    parts: int = 1
+    wall: float = 0.0
+    feed_seconds: float = 0.0  # inside llama.cpp, evaluating prompt and fed tokens
+    decode_seconds: float = 0.0  # inside llama.cpp, evaluating decoded tokens
+    evals: int = 0  # llama.cpp evaluation calls during the card
+    single_evals: int = 0  # of which one token each: a decode step's cost, whatever the kind
+    single_eval_seconds: float = 0.0
+    # evaluations by batch size (BATCH_BUCKETS): label → [calls, tokens, seconds]
+    eval_buckets: dict[str, list[float]] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    # the engine's own rates, same run, same page
+    prefill_tokens: int = 0
+    prefill_rate: float = 0.0
+    decode_rate: float = 0.0
+    # the usual way
+    usual_wall: float = 0.0
+    usual_prompt_tokens: int = 0
+    usual_decoded_tokens: int = 0
+    usual_truncated: bool = False
+    usual_missing: list[str] = field(default_factory=list)
+    usual_invalid_rows: int = 0
+    usual_calls: list[UsualCall] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """The page was read and measured both ways."""
+        return self.error is None
+
+    @property
+    def predicted(self) -> float:
+        """Seconds the card's token work takes at the engine's own measured rates."""
+        if not self.prefill_rate or not self.decode_rate:
+            return 0.0
+        fed = self.prompt_tokens + self.fed_tokens
+        return fed / self.prefill_rate + self.decoded_tokens / self.decode_rate
+
+    @property
+    def overhead(self) -> float:
+        """Card wall time over the predicted time (acceptance: ≤ 1.15)."""
+        return self.wall / self.predicted if self.predicted else 0.0
+
+    @property
+    def prompt_ratio(self) -> float:
+        """Prompt tokens evaluated over document plus template tokens (acceptance: ≤ 1.1)."""
+        base = self.document_tokens + self.template_tokens
+        return self.prompt_tokens / base if base else 0.0
+
+    @property
+    def speedup(self) -> float:
+        """The usual way's wall time over slmscan's (acceptance: ≥ 8×)."""
+        return self.usual_wall / self.wall if self.wall else 0.0
+
+    @property
+    def complete(self) -> bool:
+        """slmscan's card has every section."""
+        return not self.missing
+
+    @property
+    def usual_complete(self) -> bool:
+        """The usual way's card parses into the schema with every section."""
+        return not self.usual_missing
+
+    @property
+    def python_seconds(self) -> float:
+        """Card time spent outside llama.cpp: picking tokens, constraints, tokenising."""
+        return self.wall - self.feed_seconds - self.decode_seconds
+
+    def to_json(self) -> dict[str, Any]:
+        """The measurements and the figures derived from them, for the `.json` file."""
+        data = asdict(self)
+        for name in ("predicted", "overhead", "prompt_ratio", "speedup", "python_seconds"):
+            data[name] = round(getattr(self, name), 4)
+        return data
+
+
+@dataclass
+class BenchRun:
+    """One run of the benchmark: its settings and its pages."""
+
+    model: str
+    model_file: str
+    threads: int
+    n_ctx: int
+    llama_cpp_version: str
+    usual_api: str
+    usual_max_tokens: int
+    reference_prefill_rate: float = 0.0  # 512 tokens from position 0
+    reference_decode_rate: float = 0.0  # 64 argmax tokens after them
+    # Was the machine ours? Process CPU time ÷ (wall time × threads) over the run (near 1 when
+    # llama.cpp's threads had the cores) and the load average at the start and the end.
+    cpu_share: float = 0.0
+    load_start: float = 0.0
+    load_end: float = 0.0
+    pages: list[PageResult] = field(default_factory=list)
+
+    @property
+    def done(self) -> list[PageResult]:
+        """The pages measured both ways (not failed)."""
+        return [p for p in self.pages if p.ok]
+
+    @classmethod
+    def from_json(cls, path: Path) -> BenchRun:
+        """A run read back from its `.json`, e.g. to render the table and plot again."""
+        data = json.loads(path.read_text(encoding="utf-8"))
+        pages = []
+        for page in data.pop("pages"):
+            known = {k: v for k, v in page.items() if k in PageResult.__dataclass_fields__}
+            known["usual_calls"] = [UsualCall(**c) for c in known.get("usual_calls", [])]
+            pages.append(PageResult(**known))
+        return cls(**data, pages=pages)
+
+
+# --- the engine's own rates and where the card's time goes -----------------------------------
+
+
+@contextmanager
+def _timed_evals(llm: Any) -> Iterator[list[tuple[int, float]]]:
+    """Time every `Llama.eval` call (tokens, seconds) while the block runs.
+
+    The engine counts tokens by kind, but the cost of an evaluation depends on its batch size:
+    one token fed alone costs a whole decode step, not 1/prefill-rate.
+    """
+    calls: list[tuple[int, float]] = []
+    original = llm.eval
+
+    def timed(tokens: Sequence[int]) -> None:
+        start = time.perf_counter()
+        original(tokens)
+        calls.append((len(tokens), time.perf_counter() - start))
+
+    llm.eval = timed  # an instance attribute shadows the method; deleting it restores it
+    try:
+        yield calls
+    finally:
+        del llm.eval
+
+
+def measure_rates(
+    engine: Any, tokens: Sequence[int], decode: int = DECODE_PROBE
+) -> tuple[int, float, float]:
+    """Prefill rate of `tokens` from position 0, then raw argmax decode rate right after them.
+
+    Returns (tokens prefilled, prefill tokens/s, decode tokens/s). The engine is left rewound.
+    """
+    import numpy as np
+
+    from .analyse import SECTION_RESERVE
+
+    engine.rewind(0)
+    # A document longer than one part is analysed in parts of at most this many tokens.
+    prefix = [*engine.bos(), *tokens][: engine.n_ctx - SECTION_RESERVE]
+    start = time.perf_counter()
+    engine.feed(prefix, kind="prompt")
+    prefill = len(prefix) / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for _ in range(decode):
+        # Plain greedy decoding, no constraint: what the hardware gives one token at a time.
+        engine._step(int(np.argmax(engine.logits())))
+    raw_decode = decode / (time.perf_counter() - start)
+    engine.rewind(0)
+    return len(prefix), prefill, raw_decode
+
+
+# --- the usual way ----------------------------------------------------------------------------
+
+
+def _row_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """A table row's JSON schema from the card's model, as the model would be asked for it.
+
+    Evidence (a quote with offsets) and `grounded` are left out: the usual way is not asked to
+    quote, which makes it faster, so the measured speed-up is a lower bound.
+    """
+    schema = model.model_json_schema()
+    props = {
+        k: v
+        for k, v in schema["properties"].items()
+        if k not in {"evidence", "grounded", "relevancy"}
+    }
+    props["relevancy"] = schema["properties"]["relevancy"]  # last, as in the reference tables
+    return {
+        "type": "object",
+        "properties": props,
+        "required": list(props),
+        "additionalProperties": False,
+    }
+
+
+def _strings(count: int) -> dict[str, Any]:
+    return {
+        "type": "array",
+        "items": {"type": "string", "minLength": 1},
+        "minItems": 1,
+        "maxItems": count,
+    }
+
+
+@dataclass(frozen=True)
+class UsualSection:
+    """One call of the usual way: a card section's instruction and JSON schema."""
+
+    name: str
+    instruction: str
+    schema: dict[str, Any]
+
+
+def usual_sections(article: Article) -> list[UsualSection]:
+    """The usual way's calls for one article: instruction and JSON schema of each section.
+
+    Keywords, themes, summary, category and type are one call, as in the reference pipeline;
+    each table is one call. Instructions are slmscan's own templates (task and rules; their
+    examples show slmscan's line format, not JSON), with the same counts slmscan asks for.
+    """
+    from .prompts import PromptTemplate, load_template
+
+    def instruction(name: str, values: dict[str, str]) -> str:
+        template = load_template(name)
+        plain = PromptTemplate(template.name, template.path, {**template.sections, "Example": ""})
+        text = plain.render(values).replace("the document above", "the document")
+        # The usual way's rows have no evidence field, so its rules must not ask for one.
+        return "\n".join(line for line in text.splitlines() if "vidence" not in line)
+
+    long = len(article.text) > 1500  # slmscan asks for fewer items on short documents
+    keywords, themes = (7, 5) if long else (5, 3)
+    overview = "\n\n".join(
+        [
+            instruction("extract_keywords", {"count": str(keywords)}),
+            instruction("name_themes", {"count": str(themes)}),
+            instruction("summarize_document", {}),
+            instruction(
+                "classify_document",
+                {"categories": ", ".join(CATEGORIES), "types": ", ".join(DOCUMENT_TYPES)},
+            ),
+            "Answer with one JSON object with the fields keywords, themes, summary, category "
+            "and type.",
+        ]
+    )
+    sections = [
+        UsualSection(
+            "overview",
+            overview,
+            {
+                "type": "object",
+                "properties": {
+                    "keywords": _strings(keywords),
+                    "themes": _strings(themes),
+                    "summary": {"type": "string", "minLength": 1},
+                    "category": {"type": "string", "enum": list(CATEGORIES)},
+                    "type": {"type": "string", "enum": list(DOCUMENT_TYPES)},
+                },
+                "required": ["keywords", "themes", "summary", "category", "type"],
+                "additionalProperties": False,
+            },
+        )
+    ]
+    for table, rows in _ROWS.items():
+        text = instruction(_TABLE_PROMPTS[table], {"count": str(rows)})
+        schema = {
+            "type": "object",
+            "properties": {
+                table: {
+                    "type": "array",
+                    "items": _row_schema(_ROW_MODELS[table]),
+                    "minItems": 1,
+                    "maxItems": rows,
+                }
+            },
+            "required": [table],
+            "additionalProperties": False,
+        }
+        sections.append(UsualSection(table, f"{text}\n\nAnswer with one JSON object.", schema))
+    if not article.title:  # slmscan writes a title only when the page has none
+        schema = {
+            "type": "object",
+            "properties": {"title": {"type": "string", "minLength": 1}},
+            "required": ["title"],
+            "additionalProperties": False,
+        }
+        sections.append(UsualSection("title", instruction("write_title", {}), schema))
+    return sections
+
+
+class UsualWay:
+    """Cards the usual way: one schema-constrained llama-cpp-python call per section."""
+
+    def __init__(
+        self, path: Path, *, n_ctx: int, threads: int, chat: bool, max_tokens: int
+    ) -> None:
+        import llama_cpp
+
+        self.chat = chat
+        self.max_tokens = max_tokens
+        self.n_ctx = n_ctx
+        self.llm = llama_cpp.Llama(
+            model_path=str(path),
+            n_ctx=n_ctx,
+            n_threads=threads,
+            n_threads_batch=threads,
+            verbose=False,
+        )
+
+    def warm_up(self) -> None:
+        """One tiny call, so that the first page does not pay for first-call setup."""
+        if self.chat:
+            self.llm.create_chat_completion(
+                messages=[{"role": "user", "content": "Hello"}], max_tokens=4, temperature=0
+            )
+        else:
+            self.llm.create_completion("Hello", max_tokens=4, temperature=0)
+
+    def _fit(self, text: str, instruction: str) -> tuple[str, bool]:
+        """The article, cut to fit the context window with the instruction and the answer."""
+        tokens = self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+        used = len(self.llm.tokenize(instruction.encode("utf-8"), add_bos=False))
+        budget = self.n_ctx - self.max_tokens - used - _CHAT_MARGIN
+        if len(tokens) <= budget:
+            return text, False
+        return self.llm.detokenize(tokens[:budget]).decode("utf-8", errors="ignore"), True
+
+    def call(
+        self, section: UsualSection, text: str
+    ) -> tuple[UsualCall, dict[str, Any] | None, bool]:
+        """One section's call: (its record, the parsed JSON or None, whether text was cut)."""
+        from llama_cpp import LlamaGrammar
+
+        start = time.perf_counter()
+        record = UsualCall(section.name, 0.0)
+        data: dict[str, Any] | None = None
+        article, truncated = self._fit(text, section.instruction)
+        try:
+            if self.chat:
+                response: Any = self.llm.create_chat_completion(
+                    messages=[
+                        {"role": "system", "content": section.instruction},
+                        {"role": "user", "content": article},
+                    ],
+                    response_format={"type": "json_object", "schema": section.schema},
+                    temperature=0,
+                    max_tokens=self.max_tokens,
+                )
+                content = response["choices"][0]["message"]["content"] or ""
+            else:
+                grammar = LlamaGrammar.from_json_schema(json.dumps(section.schema), verbose=False)
+                prompt = f"{section.instruction}\n\nDocument:\n{article}\n\nAnswer (JSON):\n"
+                response = self.llm.create_completion(
+                    prompt, grammar=grammar, temperature=0, max_tokens=self.max_tokens
+                )
+                content = response["choices"][0]["text"]
+            record.finish_reason = response["choices"][0].get("finish_reason")
+            record.prompt_tokens = int(response["usage"]["prompt_tokens"])
+            record.completion_tokens = int(response["usage"]["completion_tokens"])
+            record.content = content[:_KEPT_CHARS]
+            try:
+                parsed = json.loads(content)
+                if isinstance(parsed, dict):
+                    data, record.parsed = parsed, True
+                else:
+                    record.error = "not a JSON object"
+            except json.JSONDecodeError as e:
+                record.error = f"invalid JSON ({e.msg} at {e.pos} of {len(content)} chars)"
+        except (ValueError, RuntimeError) as e:  # llama-cpp-python's context and input errors
+            record.error = f"{type(e).__name__}: {e}"
+        record.seconds = time.perf_counter() - start
+        return record, data, truncated
+
+    def close(self) -> None:
+        """Free the model."""
+        self.llm.close()
+
+
+def usual_card(
+    article: Article, outputs: dict[str, dict[str, Any]], like: Card
+) -> tuple[Card, int]:
+    """The usual way's answers as a card, validated as slmscan's are; (card, rows refused).
+
+    A row that does not validate (a relevancy out of 1-5, an empty field) is dropped; a section
+    whose call gave no parseable JSON is empty. Provenance is `like`'s with the usual way's token
+    counts, so that the card validates; only its content is compared.
+    """
+    overview = outputs.get("overview", {})
+    invalid = 0
+    tables: dict[str, list[BaseModel]] = {}
+    for table, model in _ROW_MODELS.items():
+        rows = outputs.get(table, {}).get(table, [])
+        kept = []
+        for row in rows if isinstance(rows, list) else []:
+            try:
+                kept.append(model.model_validate({**row, "grounded": False}))
+            except (ValidationError, TypeError):
+                invalid += 1
+        tables[table] = kept
+
+    def strings(value: object) -> list[str]:
+        items = value if isinstance(value, list) else []
+        return [s.strip() for s in items if isinstance(s, str) and s.strip()]
+
+    def choice(value: object, allowed: Sequence[str]) -> str | None:
+        return value if isinstance(value, str) and value in allowed else None
+
+    summary = overview.get("summary")
+    title = outputs.get("title", {}).get("title") or article.title or "Untitled document"
+    card = Card(
+        src=article.src,
+        title=str(title).strip() or "Untitled document",
+        source=article.source,
+        keywords=strings(overview.get("keywords")),
+        themes=strings(overview.get("themes")),
+        category=choice(overview.get("category"), CATEGORIES),  # type: ignore[arg-type]
+        type=choice(overview.get("type"), DOCUMENT_TYPES),  # type: ignore[arg-type]
+        summary=summary.strip() if isinstance(summary, str) and summary.strip() else None,
+        **tables,  # type: ignore[arg-type]
+        provenance=like.provenance.model_copy(
+            update={"sections": [], "notes": ["made the usual way (benchmark)"]}
+        ),
+    )
+    return card, invalid
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+def corpus_pages(corpus: Path) -> list[tuple[Path, int | None]]:
+    """The corpus's pages in order: its manifest.json's documents, else its files by name."""
+    from .sources import SUPPORTED_SUFFIXES
+
+    manifest = corpus / "manifest.json"
+    if manifest.is_file():
+        documents = json.loads(manifest.read_text(encoding="utf-8"))["documents"]
+        return [(corpus / d["file"], d.get("words")) for d in documents]
+    if not corpus.is_dir():
+        raise UsageError(f"{corpus}: no such corpus folder", hint="pass --corpus DIR")
+    files = sorted(p for p in corpus.iterdir() if p.suffix.lower() in SUPPORTED_SUFFIXES)
+    return [(p, None) for p in files]
+
+
+def _warm_up_article() -> Article:
+    text = (
+        "The town council opened a new library on Monday. It lends books, tools and laptops, "
+        "and it offers free courses in repairing bicycles and household electronics. The "
+        "council expects the library to serve about two thousand people every month."
+    )
+    return Article(text=text, source=Source(kind="text", location="-"), src="warm-up")
+
+
+def _slmscan_card(scanner: Any, engine: Any, article: Article, result: PageResult) -> Card:
+    before = engine.counters.snapshot()
+    with _timed_evals(engine._llm) as calls:
+        start = time.perf_counter()
+        card: Card = scanner.analyse(article)
+        result.wall = time.perf_counter() - start
+    used = engine.counters.since(before)
+    p = card.provenance
+    result.document_tokens, result.template_tokens = p.document_tokens, p.template_tokens
+    result.prompt_tokens, result.fed_tokens = p.prompt_tokens, p.fed_tokens
+    result.decoded_tokens, result.parts = p.decoded_tokens, p.parts
+    result.feed_seconds, result.decode_seconds = used.prompt_seconds, used.decode_seconds
+    result.evals = len(calls)
+    singles = [seconds for n, seconds in calls if n == 1]
+    result.single_evals, result.single_eval_seconds = len(singles), sum(singles)
+    for label, low, high in BATCH_BUCKETS:
+        inside = [(n, seconds) for n, seconds in calls if low <= n <= high]
+        result.eval_buckets[label] = [
+            len(inside),
+            sum(n for n, _ in inside),
+            sum(s for _, s in inside),
+        ]
+    result.missing = card.missing_sections()
+    return card
+
+
+def _usual(usual: UsualWay, article: Article, result: PageResult) -> dict[str, dict[str, Any]]:
+    outputs: dict[str, dict[str, Any]] = {}
+    start = time.perf_counter()
+    for section in usual_sections(article):
+        record, data, truncated = usual.call(section, article.text)
+        result.usual_calls.append(record)
+        result.usual_truncated |= truncated
+        if data is not None:
+            outputs[section.name] = data
+    result.usual_wall = time.perf_counter() - start
+    result.usual_prompt_tokens = sum(c.prompt_tokens for c in result.usual_calls)
+    result.usual_decoded_tokens = sum(c.completion_tokens for c in result.usual_calls)
+    return outputs
+
+
+def run_engine_bench(
+    model: str,
+    corpus: Path,
+    out: Path,
+    limit: int | None = None,
+    threads: int | None = None,
+    *,
+    usual_max_tokens: int = USUAL_MAX_TOKENS,
+    progress: Progress | None = None,
+) -> Path:
+    """Benchmark the engine on a corpus both ways; write table, plot and JSON; return the table."""
+    from . import config
+    from .extract import extract_article
+    from .scanner import Scanner, ScanOptions, resolve_model
+    from .sources import read_source
+
+    say = progress or (lambda _message: None)
+    pages = corpus_pages(corpus)[:limit] if limit else corpus_pages(corpus)
+    if not pages:
+        raise UsageError(f"{corpus}: no pages to benchmark")
+    threads = threads or config.default_threads()
+    manifest, path = resolve_model(model)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / f"engine-{manifest.id}"
+
+    # Offline: a benchmark never touches the network (the Scanner sets the Hub offline too).
+    with Scanner(ScanOptions(model=model, offline=True, threads=threads)) as scanner:
+        analyser = scanner._load()  # loaded here, so that no page's time includes loading
+        engine = getattr(analyser, "engine", None)
+        if engine is None:
+            raise UsageError(f"model {model} has no engine to measure", hint="pick a real model")
+        usual = UsualWay(
+            path,
+            n_ctx=engine.n_ctx,
+            threads=threads,
+            chat=manifest.family != "completion",
+            max_tokens=usual_max_tokens,
+        )
+        try:
+            run = BenchRun(
+                model=manifest.id,
+                model_file=path.name,
+                threads=threads,
+                n_ctx=engine.n_ctx,
+                llama_cpp_version=engine.llama_cpp_version,
+                usual_api="create_chat_completion + response_format json_object schema"
+                if usual.chat
+                else "create_completion + LlamaGrammar.from_json_schema",
+                usual_max_tokens=usual_max_tokens,
+            )
+            run.load_start = os.getloadavg()[0]
+            run_started, cpu_started = time.perf_counter(), time.process_time()
+            say(f"warming up {manifest.id} ({threads} threads, n_ctx {engine.n_ctx})")
+            scanner.analyse(_warm_up_article())
+            usual.warm_up()
+            warm = engine.text_tokens(_warm_up_article().text * 40)[:512]
+            measure_rates(engine, warm)  # the first evaluation pays one-off setup costs
+            _, run.reference_prefill_rate, run.reference_decode_rate = measure_rates(engine, warm)
+            for index, (file, words) in enumerate(pages):
+                result = PageResult(page=file.name, words=words)
+                run.pages.append(result)
+                try:
+                    article = extract_article(read_source(str(file), offline=True))
+                except SlmscanError as e:
+                    result.error = e.message
+                    say(f"[{index + 1}/{len(pages)}] {file.name}: {e.message}")
+                    continue
+                # Alternate which way goes first, so that drift in the machine hits both.
+                result.first = "slmscan" if index % 2 == 0 else "usual"
+                outputs: dict[str, dict[str, Any]] = {}
+                if result.first == "usual":
+                    outputs = _usual(usual, article, result)
+                card = _slmscan_card(scanner, engine, article, result)
+                result.prefill_tokens, result.prefill_rate, result.decode_rate = measure_rates(
+                    engine, engine.text_tokens(article.text)
+                )
+                if result.first == "slmscan":
+                    outputs = _usual(usual, article, result)
+                made, result.usual_invalid_rows = usual_card(article, outputs, card)
+                result.usual_missing = made.missing_sections()
+                say(
+                    f"[{index + 1}/{len(pages)}] {file.name}: slmscan {result.wall:.1f} s "
+                    f"(predicted {result.predicted:.1f} s), usual {result.usual_wall:.1f} s, "
+                    f"speed-up {result.speedup:.1f}x"
+                )
+                run.load_end = os.getloadavg()[0]
+                wall = time.perf_counter() - run_started
+                run.cpu_share = (time.process_time() - cpu_started) / (wall * threads)
+                write_results(run, stem)  # a long run interrupted still leaves its pages
+        finally:
+            usual.close()
+    return write_results(run, stem, plot=True)
+
+
+# --- output -----------------------------------------------------------------------------------
+
+
+def write_results(run: BenchRun, stem: Path, *, plot: bool = False) -> Path:
+    """Write `<stem>.json` and `<stem>.md` (and `<stem>.png` if asked); return the table's path."""
+    data = {k: v for k, v in asdict(run).items() if k != "pages"}
+    data["pages"] = [p.to_json() for p in run.pages]
+    stem.with_suffix(".json").write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    table = stem.with_suffix(".md")
+    table.write_text(render_table(run, plot_name=stem.with_suffix(".png").name), encoding="utf-8")
+    if plot:
+        plot_results(run, stem.with_suffix(".png"))
+    return table
+
+
+def _median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+def _check(ok: bool) -> str:
+    return "**pass**" if ok else "**FAIL**"
+
+
+def render_table(run: BenchRun, plot_name: str | None = None) -> str:
+    """The run as Markdown: per-page rows, medians and totals, acceptance checks, time split."""
+    done = run.done
+    lines = [
+        f"# Engine benchmark: {run.model}",
+        "",
+        f"Model file `{run.model_file}`, {run.threads} threads, n_ctx {run.n_ctx}, "
+        f"llama-cpp-python {run.llama_cpp_version}; {len(done)} pages, both ways in one process "
+        "on the same model file, alternating which way goes first.",
+        "",
+        "- **slmscan**: `Scanner.analyse` (one prefill per document, scaffolding fed, content "
+        "decoded under per-field constraints). Token counts from the card's provenance.",
+        f"- **usual**: llama-cpp-python `{run.usual_api}`, one call per section (keywords + "
+        "themes + summary + category/type; signals; behaviors; technologies; issues; a title "
+        "only when the page has none), the section's instruction first and the article after "
+        f"it, temperature 0, max_tokens {run.usual_max_tokens}. It is not asked for evidence "
+        "quotes (slmscan's rows carry them), so its task is smaller: the speed-up is a lower "
+        "bound.",
+        "- **prefill / decode**: the engine's own rates on the same loaded model, measured on "
+        "each page right after its card: the page's document fed in one go from position 0, "
+        f"then {DECODE_PROBE} tokens of plain argmax decoding. Reference at the start of the "
+        f"run (512 tokens from position 0): prefill {run.reference_prefill_rate:.0f} tok/s, "
+        f"decode {run.reference_decode_rate:.0f} tok/s. The machine is shared: CPU time of "
+        f"this process ÷ (wall × threads) = {run.cpu_share:.2f}, load average "
+        f"{run.load_start:.2f} at the start, {run.load_end:.2f} at the end.",
+        "- **predicted** = (prompt + fed tokens) ÷ prefill rate + decoded ÷ decode rate; "
+        "**overhead** = slmscan wall ÷ predicted; **prompt ratio** = prompt tokens ÷ "
+        "(document + template tokens); **complete** = the card validates and no section is "
+        "empty (`Card.missing_sections()`), for both ways.",
+        "",
+        "| page | doc tok | template | prompt tok | fed | decoded | prefill tok/s | "
+        "decode tok/s | predicted s | slmscan s | overhead | prompt ratio | complete | "
+        "usual s | usual complete | speed-up |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---:|",
+    ]
+
+    def missing(names: list[str]) -> str:
+        return "yes" if not names else "no: " + ", ".join(names)
+
+    for p in run.pages:
+        if not p.ok:
+            lines.append(f"| {p.page} | failed: {p.error} |" + " |" * 14)
+            continue
+        notes = []
+        if p.parts > 1:
+            notes.append(f"{p.parts} parts")
+        if p.usual_truncated:
+            notes.append("usual: article cut to fit")
+        name = p.page + (f" ({'; '.join(notes)})" if notes else "")
+        lines.append(
+            f"| {name} | {p.document_tokens} | {p.template_tokens} | {p.prompt_tokens} | "
+            f"{p.fed_tokens} | {p.decoded_tokens} | {p.prefill_rate:.0f} | {p.decode_rate:.0f} | "
+            f"{p.predicted:.2f} | {p.wall:.2f} | {p.overhead:.2f} | {p.prompt_ratio:.2f} | "
+            f"{missing(p.missing)} | {p.usual_wall:.1f} | {missing(p.usual_missing)} | "
+            f"{p.speedup:.1f}× |"
+        )
+    if not done:
+        return "\n".join(lines) + "\n"
+
+    def med(attr: str) -> float:
+        return _median([float(getattr(p, attr)) for p in done])
+
+    complete = sum(p.complete for p in done)
+    usual_complete = sum(p.usual_complete for p in done)
+    lines.append(
+        f"| **median** | {med('document_tokens'):.0f} | {med('template_tokens'):.0f} | "
+        f"{med('prompt_tokens'):.0f} | {med('fed_tokens'):.0f} | {med('decoded_tokens'):.0f} | "
+        f"{med('prefill_rate'):.0f} | {med('decode_rate'):.0f} | {med('predicted'):.2f} | "
+        f"{med('wall'):.2f} | **{med('overhead'):.2f}** | **{med('prompt_ratio'):.2f}** | "
+        f"{complete}/{len(done)} | {med('usual_wall'):.1f} | {usual_complete}/{len(done)} | "
+        f"**{med('speedup'):.1f}×** |"
+    )
+    total = {
+        a: sum(getattr(p, a) for p in done)
+        for a in (
+            "document_tokens",
+            "template_tokens",
+            "prompt_tokens",
+            "fed_tokens",
+            "decoded_tokens",
+            "predicted",
+            "wall",
+            "usual_wall",
+        )
+    }
+    lines.append(
+        f"| **total** | {total['document_tokens']} | {total['template_tokens']} | "
+        f"{total['prompt_tokens']} | {total['fed_tokens']} | {total['decoded_tokens']} | | | "
+        f"{total['predicted']:.1f} | {total['wall']:.1f} | "
+        f"{total['wall'] / total['predicted']:.2f} | "
+        f"{total['prompt_tokens'] / (total['document_tokens'] + total['template_tokens']):.2f} | "
+        f" | {total['usual_wall']:.1f} | | {total['usual_wall'] / total['wall']:.1f}× |"
+    )
+
+    speedup, overhead, ratio = med("speedup"), med("overhead"), med("prompt_ratio")
+    partial = "" if len(done) >= 24 else f" (only {len(done)} pages: not the full corpus)"
+    lines += [
+        "",
+        f"## Acceptance (medians over the pages){partial}",
+        "",
+        "| check | target | measured | result |",
+        "|---|---|---:|---|",
+        f"| speed-up over the usual way | ≥ {TARGET_SPEEDUP:.0f}× | {speedup:.1f}× | "
+        f"{_check(speedup >= TARGET_SPEEDUP)} |",
+        f"| complete cards, slmscan vs usual | at least as many | {complete} vs "
+        f"{usual_complete} of {len(done)} | {_check(complete >= usual_complete)} |",
+        f"| overhead: wall ÷ predicted | ≤ {TARGET_OVERHEAD} | {overhead:.2f} | "
+        f"{_check(overhead <= TARGET_OVERHEAD)} |",
+        f"| prompt tokens ÷ (document + template) | ≤ {TARGET_PROMPT_RATIO} | {ratio:.2f} | "
+        f"{_check(ratio <= TARGET_PROMPT_RATIO)} |",
+    ]
+    lines += _time_split(done)
+    lines += _usual_notes(done)
+    if plot_name:
+        lines += ["", f"![wall time per page, both ways]({plot_name})"]
+    return "\n".join(lines) + "\n"
+
+
+def _time_split(done: list[PageResult]) -> list[str]:
+    """Where slmscan's card time goes, against what the prediction charges for it."""
+
+    def med(values: list[float]) -> str:
+        return f"{_median(values):.2f}"
+
+    feed_pred = [(p.prompt_tokens + p.fed_tokens) / p.prefill_rate for p in done]
+    decode_pred = [p.decoded_tokens / p.decode_rate for p in done]
+    single_feeds = [p.single_evals - p.decoded_tokens for p in done]
+    single_feed_s = [p.single_eval_seconds - p.decode_seconds for p in done]
+    # Decoding as slmscan does it (constraint checks and all) against raw argmax decoding.
+    effective = [
+        p.decoded_tokens / max(1e-9, p.wall - p.feed_seconds) / p.decode_rate for p in done
+    ]
+    probe_tokens = sum(p.prefill_tokens for p in done)
+    probe_seconds = sum(p.prefill_tokens / p.prefill_rate for p in done)
+    return [
+        "",
+        "## Where slmscan's card time goes (medians per card)",
+        "",
+        "| part | predicted s | measured s |",
+        "|---|---:|---:|",
+        f"| feeding prompt + fed tokens (llama.cpp evals) | {med(feed_pred)} | "
+        f"{med([p.feed_seconds for p in done])} |",
+        f"| decoding (llama.cpp evals of decoded tokens) | {med(decode_pred)} | "
+        f"{med([p.decode_seconds for p in done])} |",
+        f"| outside llama.cpp (token choice, constraints, tokenising, Python) | 0 | "
+        f"{med([p.python_seconds for p in done])} |",
+        f"| **card wall time** | {med([p.predicted for p in done])} | "
+        f"{med([p.wall for p in done])} |",
+        "",
+        f"- llama.cpp evaluations per card: {_median([p.evals for p in done]):.0f}, of which "
+        f"{_median([float(p.single_evals) for p in done]):.0f} of a single token; single-token "
+        f"feeds (not decodes): {_median([float(n) for n in single_feeds]):.0f} per card taking "
+        f"{med(single_feed_s)} s — each costs about a decode step, while the prediction "
+        "charges it 1/prefill rate.",
+        "",
+        "| llama.cpp evaluations by batch size (all cards) | calls | tokens | seconds | tok/s |",
+        "|---|---:|---:|---:|---:|",
+        *_bucket_rows(done),
+        f"| document prefill probes (for comparison) | {len(done)} | {probe_tokens} | "
+        f"{probe_seconds:.2f} | {probe_tokens / probe_seconds:.0f} |",
+        "",
+        f"- Decoding as the card does it (decoded tokens ÷ time not spent feeding) runs at "
+        f"{_median(effective):.2f}× the raw decode rate.",
+    ]
+
+
+def _bucket_rows(done: list[PageResult]) -> list[str]:
+    rows = []
+    for label, _, _ in BATCH_BUCKETS:
+        calls, tokens, seconds = (
+            sum(p.eval_buckets.get(label, [0, 0, 0])[i] for p in done) for i in range(3)
+        )
+        rate = f"{tokens / seconds:.0f}" if seconds else ""
+        rows.append(f"| {label} tokens | {calls:.0f} | {tokens:.0f} | {seconds:.2f} | {rate} |")
+    return rows
+
+
+def _usual_notes(done: list[PageResult]) -> list[str]:
+    calls = [c for p in done for c in p.usual_calls]
+    if not calls:
+        return []
+    unparsed = sum(not c.parsed for c in calls)
+    at_limit = sum(c.finish_reason == "length" for c in calls)
+    invalid = sum(p.usual_invalid_rows for p in done)
+    missing: dict[str, int] = {}
+    for p in done:
+        for name in p.usual_missing:
+            missing[name] = missing.get(name, 0) + 1
+    gaps = ", ".join(f"{k} {v}" for k, v in sorted(missing.items(), key=lambda kv: -kv[1]))
+    return [
+        "",
+        "## The usual way's output",
+        "",
+        f"- {len(calls)} calls: {unparsed} gave no parseable JSON object, {at_limit} ran to the "
+        f"token limit; {invalid} table rows were refused by the card's schema (e.g. relevancy "
+        "outside 1-5, which the JSON-schema grammar does not enforce).",
+        f"- Empty sections, pages: {gaps or 'none'}.",
+        f"- Tokens per card (median): prompt {_median([p.usual_prompt_tokens for p in done]):.0f}"
+        f", decoded {_median([p.usual_decoded_tokens for p in done]):.0f}.",
+    ]
+
+
+def plot_results(run: BenchRun, path: Path) -> None:
+    """Per-page wall time both ways (log scale) and the speed-up, as a PNG."""
+    try:
+        import matplotlib
+    except ImportError as e:
+        raise UsageError("the plot needs matplotlib", hint="pip install matplotlib") from e
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = sorted(run.done, key=lambda p: p.document_tokens)
+    if not done:
+        return
+    names = [Path(p.page).stem[:24] for p in done]
+    x = range(len(done))
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(11, 8), sharex=True, gridspec_kw={"height_ratios": [3, 2]}
+    )
+    top.plot(x, [p.usual_wall for p in done], "s-", color="tab:red", label="usual way")
+    top.plot(x, [p.wall for p in done], "o-", color="tab:blue", label="slmscan")
+    top.plot(
+        x,
+        [p.predicted for p in done],
+        ":",
+        color="tab:blue",
+        label="slmscan predicted from its token work",
+    )
+    top.set_yscale("log")
+    top.set_ylabel("wall time per card (s, log)")
+    top.set_title(f"{run.model}: one card per page, {run.threads} threads (pages by length)")
+    top.grid(True, which="both", alpha=0.3)
+    top.legend()
+    bottom.bar(x, [p.speedup for p in done], color="tab:green")
+    bottom.axhline(TARGET_SPEEDUP, color="black", linestyle="--", label=f"{TARGET_SPEEDUP:.0f}×")
+    bottom.set_ylabel("speed-up (usual ÷ slmscan)")
+    bottom.legend()
+    bottom.set_xticks(list(x))
+    bottom.set_xticklabels(
+        [f"{n} ({p.document_tokens})" for n, p in zip(names, done, strict=True)],
+        rotation=60,
+        ha="right",
+        fontsize=7,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
