@@ -169,6 +169,10 @@ def test_unknown_model_and_bad_folder_are_usage_errors(tmp_path: Path) -> None:
                      "--out", str(tmp_path / "out"))  # fmt: skip
     assert result.returncode == 1
     assert "no-such-model" in (tmp_path / "out" / "leaderboard.md").read_text()
+    result = slmscan("bench", "--corpus", str(corpus))
+    assert result.returncode == 2 and "Error: no models to compare" in result.stderr
+    result = slmscan("bench", "--engine", "--corpus", str(tmp_path / "missing"))
+    assert result.returncode == 2 and "no such corpus folder" in result.stderr
 
 
 @pytest.mark.model

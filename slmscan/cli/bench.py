@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from . import run
+from . import fail, run
 
 
 def _split(value: str | None) -> tuple[str, ...]:
@@ -17,9 +17,14 @@ def _split(value: str | None) -> tuple[str, ...]:
 
 def bench(
     models: Annotated[
-        str,
-        typer.Option("--models", "-m", help="Comma-separated model ids, aliases or .gguf paths."),
-    ],
+        str | None,
+        typer.Option(
+            "--models",
+            "-m",
+            help="Comma-separated model ids, aliases or .gguf paths (--engine: default model).",
+            show_default=False,
+        ),
+    ] = None,
     corpus: Annotated[
         Path, typer.Option(help="Folder of documents (searched recursively).")
     ] = Path("."),
@@ -40,8 +45,23 @@ def bench(
     no_cards: Annotated[
         bool, typer.Option("--no-cards", help="Do not keep the cards under OUT/cards/.")
     ] = False,
+    engine: Annotated[
+        bool,
+        typer.Option(
+            "--engine",
+            help="Instead: the engine benchmark, slmscan against one schema-constrained chat "
+            "call per section, writing OUT/engine-MODEL.md, .json and .png.",
+        ),
+    ] = False,
 ) -> None:
     """Compare models on your own documents: quality, speed, memory, cards side by side."""
+    if engine:
+        _engine(_split(models), corpus, out, threads)
+        return
+    if not _split(models):
+        from ..errors import UsageError
+
+        raise fail(UsageError("no models to compare", hint="slmscan bench --models A,B"))
     from ..analyse import SECTIONS
     from ..bench import BenchOptions, Progress, load_documents, run_bench
     from ..bench_report import render_leaderboard, write_report
@@ -69,6 +89,23 @@ def bench(
     typer.echo(f"wrote {files} to {out}", err=True)
     if not result.ok:
         raise typer.Exit(1)
+
+
+def _engine(models: tuple[str, ...], corpus: Path, out: Path, threads: int | None) -> None:
+    from .. import config
+    from ..enginebench import run_engine_bench
+
+    for model in models or (config.default_model(),):
+        table = run(
+            lambda model=model: run_engine_bench(
+                model,
+                corpus,
+                out,
+                threads=threads,
+                progress=lambda message: typer.echo(message, err=True),
+            )
+        )
+        typer.echo(f"wrote {table}", err=True)
 
 
 def register(app: typer.Typer) -> None:
