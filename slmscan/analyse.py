@@ -32,7 +32,7 @@ from .card import (
     Signal,
     Technology,
 )
-from .constraints import FreeText, stems
+from .constraints import FreeText, is_placeholder, stems
 from .document import Article
 from .engine import Counters, Engine
 from .formats import SYSTEM, PromptFormat
@@ -242,9 +242,9 @@ class Analyser:
         elif section == "summary":
             draft.summaries.append(self._summary(prompt))
         else:
-            rows = self._table(section, prompt, sentences)
-            if not rows:
-                notes.append("no rows: the document has too few sentences to quote")
+            rows = self._table(section, prompt, sentences, notes)
+            if not sentences:
+                notes.append("no rows: the document has no sentences to quote")
             draft.rows.setdefault(section, []).extend(rows)
         used = engine.counters.since(before)
         draft.runs.append(
@@ -329,7 +329,7 @@ class Analyser:
         return min(5, max(1, round(expected)))
 
     def _table(
-        self, section: str, prompt: str, sentences: list[Sentence]
+        self, section: str, prompt: str, sentences: list[Sentence], notes: list[str]
     ) -> list[dict[str, object]]:
         engine = self.engine
         wanted = min(_ROWS[section], max(1, len(sentences) // 3))
@@ -358,27 +358,52 @@ class Analyser:
             }
             self.prompter.label('"')
             for key, label, limit in fields:
-                self.prompter.label(f"\n{label}:")
                 is_name = key == "name"
                 earlier = tuple(v.lower().encode() for v in row.values() if isinstance(v, str))
                 earlier += tuple(str(r[key]).lower().encode() for r in rows)
-                value = engine.generate(
-                    FreeText(
-                        max_chars=limit * 6,
-                        sentences=None if is_name else 1,
-                        avoid=earlier,
-                        foreign=self._foreign(prompt),
-                    ),
-                    max_tokens=limit,
-                    penalties=penalties if is_name else None,
+                constraint = FreeText(
+                    max_chars=limit * 6,
+                    sentences=None if is_name else 1,
+                    avoid=earlier,
+                    foreign=self._foreign(prompt),
                 )
-                row[key] = _clean(value)
+                value = self._field(label, constraint, limit, penalties if is_name else None)
+                if not value:
+                    break
+                row[key] = value
                 if is_name:
-                    for token in engine.text_tokens(" " + row[key]):  # type: ignore[operator]
+                    for token in engine.text_tokens(" " + value):
                         penalties[token] = _NAME_PENALTY
-            row["relevancy"] = self._relevancy()
-            rows.append(row)
+            else:
+                row["relevancy"] = self._relevancy()
+                rows.append(row)
+                continue
+            notes.append(f"dropped a row: no usable {label.lower()} after one retry")
+            self.prompter.label("\n")  # the next row starts on its own line
         return rows
+
+    def _field(
+        self,
+        label: str,
+        constraint: FreeText,
+        limit: int,
+        penalties: dict[int, float] | None,
+    ) -> str:
+        """One table cell; an empty or placeholder answer is asked again once, with the reason.
+
+        Returns "" when the second answer is no better.
+        """
+        engine = self.engine
+        start = engine.position
+        self.prompter.label(f"\n{label}:")
+        value = _clean(engine.generate(constraint, max_tokens=limit, penalties=penalties))
+        if value and not is_placeholder(value):
+            return value
+        reason = "it was empty" if not value else f'"{value}" says nothing'
+        engine.rewind(start)
+        self.prompter.label(f"\n({label} again: {reason}. Use words of the document.)\n{label}:")
+        value = _clean(engine.generate(constraint, max_tokens=limit, penalties=penalties))
+        return value if value and not is_placeholder(value) else ""
 
     # --- merging and validation ---------------------------------------------------------------
 

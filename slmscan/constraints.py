@@ -12,6 +12,13 @@ _SENTENCE_END = re.compile(rb"[.!?](?=\s|$)")
 _LEAK = re.compile(rb'\d+\s*[.):,-](?:\s|$)|[A-Z][a-z ]{2,14}:|.*"|.*Evidence', re.DOTALL)
 _STEM = re.compile(rb"[a-z0-9\x80-\xff]+")
 _LETTER = re.compile(rb"[A-Za-z\x80-\xff]")
+# Cells that fill a slot without saying anything.
+_PLACEHOLDER = re.compile(
+    r"(?:n/?a|none|null|nil|nothing|unknown|tbd|tba|todo|placeholder|example|same as above"
+    r"|not (?:applicable|available|given|known|mentioned|specified|stated)|lorem ipsum.*"
+    r"|\W*)",
+    re.IGNORECASE,
+)
 _WORD = re.compile(rb"[\w\x80-\xff]")  # UTF-8 bytes of non-ASCII letters count as word
 
 
@@ -46,7 +53,7 @@ class FreeText:
 
     def may_stop(self, text: bytes) -> bool:
         stripped = text.strip()
-        if stripped.lower() in self.avoid:
+        if stripped.lower() in self.avoid or is_placeholder(stripped.decode("utf-8", "ignore")):
             return False
         return len(stripped) >= self.min_chars and len(_LETTER.findall(stripped)) >= 2
 
@@ -54,6 +61,11 @@ class FreeText:
         if self.sentences is None:
             return len(text) >= self.max_chars
         return len(_SENTENCE_END.findall(text)) >= self.sentences or len(text) >= self.max_chars
+
+
+def is_placeholder(text: str) -> bool:
+    """True for an answer that only fills its slot: "N/A", "unknown", "...", "not mentioned"."""
+    return _PLACEHOLDER.fullmatch(text.strip().rstrip(".")) is not None
 
 
 @dataclass

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from slmscan.card import Card
+from slmscan.constraints import FreeText
 from slmscan.document import RawDocument
 from slmscan.extract import extract_article
 from slmscan.render import render_markdown
@@ -149,3 +150,53 @@ def test_cli_writes_cards_and_keeps_going_after_a_bad_file(tmp_path: Path) -> No
     titles = {Card.model_validate(json.loads(p.read_text())).title for p in cards}
     assert any("café" in t.lower() or "cafe" in t.lower() for t in titles), titles
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def _issues_only(scanner: Scanner, monkeypatch: pytest.MonkeyPatch, answer: str | None):
+    """An issues-only analyser on the session's model whose first Description answer is
+    `answer` (and, when `answer` is None, whose every Description answer is "N/A")."""
+    from slmscan.analyse import Analyser
+
+    loaded = scanner._load()
+    analyser = Analyser(loaded.engine, loaded.prompter.fmt, loaded.model, sections=("issues",))
+    fed: list[str] = []
+    label, generate = analyser.prompter.label, loaded.engine.generate
+
+    def record(text: str) -> None:
+        fed.append(text)
+        label(text)
+
+    def answer_first(
+        constraint: FreeText, max_tokens: int, penalties: dict[int, float] | None = None
+    ) -> str:
+        if fed[-1] == "\nDescription:":
+            return "N/A" if answer is None else answer
+        if answer is None and fed[-1].endswith("\nDescription:"):
+            return "n/a"
+        return generate(constraint, max_tokens, penalties)
+
+    monkeypatch.setattr(analyser.prompter, "label", record)
+    monkeypatch.setattr(loaded.engine, "generate", answer_first)
+    return analyser, fed
+
+
+def test_a_placeholder_cell_is_asked_again_with_the_reason(
+    smol_scanner: Scanner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    analyser, fed = _issues_only(smol_scanner, monkeypatch, "Unknown")
+    card = analyser.analyse(_article(SAMPLE))
+    retries = [t for t in fed if t.startswith('\n(Description again: "Unknown" says nothing.')]
+    assert card.issues and len(retries) >= len(card.issues)
+    assert all(r.description and r.description != "Unknown" for r in card.issues)
+    assert card.provenance.sections[0].notes == []
+
+
+def test_a_cell_still_empty_after_the_retry_drops_its_row_with_a_note(
+    smol_scanner: Scanner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    analyser, fed = _issues_only(smol_scanner, monkeypatch, None)
+    card = analyser.analyse(_article(SAMPLE))
+    assert card.issues == [] and "issues" in card.missing_sections()
+    notes = card.provenance.sections[0].notes
+    assert notes and set(notes) == {"dropped a row: no usable description after one retry"}
+    assert sum(t.startswith("\n(Description again:") for t in fed) == len(notes)

@@ -71,3 +71,14 @@ def test_atomic_write_leaves_no_temp_files(tmp_path: Path) -> None:
     write_atomic(target, "again\n")
     assert target.read_text() == "again\n"
     assert [p.name for p in target.parent.iterdir()] == ["card.md"]
+
+
+def test_placeholders_are_not_answers() -> None:
+    from slmscan.constraints import FreeText, is_placeholder
+
+    for text in ("N/A", "n/a.", "Unknown", "  none ", "...", "-", "Not mentioned", "TBD"):
+        assert is_placeholder(text), text
+        assert not FreeText().may_stop(text.encode())
+    for text in ("Nothing to lose", "Unknown risks of heat pumps", "NA battery chemistry"):
+        assert not is_placeholder(text), text
+    assert FreeText().may_stop(b"Unknown risks")
