@@ -8,6 +8,7 @@ early they first appear, with a bonus for phrases of several words.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 
@@ -32,7 +33,10 @@ STOP_WORDS = frozenset(
 
 def candidate_phrases(text: str, limit: int = 30) -> list[str]:
     """Up to `limit` key-phrase candidates, best first, each written as in the document."""
-    tokens = _TOKEN.findall(text)
+    matches = list(_TOKEN.finditer(text))
+    tokens = [m.group() for m in matches]
+    # A phrase's words must be separated by white space alone: "1.2°C" is not "1.2 C".
+    joined = [text[a.end() : b.start()].isspace() for a, b in itertools.pairwise(matches)]
     counts: Counter[str] = Counter()
     first_seen: dict[str, int] = {}
     surface: dict[str, str] = {}
@@ -40,6 +44,8 @@ def candidate_phrases(text: str, limit: int = 30) -> list[str]:
         for n in (1, 2, 3):
             words = tokens[i : i + n]
             if len(words) < n or not all(_is_word(w) for w in words):
+                break
+            if n > 1 and not joined[i + n - 2]:
                 break
             lowered = [w.lower() for w in words]
             if (

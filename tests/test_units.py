@@ -82,3 +82,16 @@ def test_placeholders_are_not_answers() -> None:
     for text in ("Nothing to lose", "Unknown risks of heat pumps", "NA battery chemistry"):
         assert not is_placeholder(text), text
     assert FreeText().may_stop(b"Unknown risks")
+
+
+def test_candidate_phrases_are_spans_of_the_text() -> None:
+    from slmscan.keyphrases import candidate_phrases
+
+    text = (
+        "Warming reached 1.43°C in the north. Warming of 1.43°C breaks the record. "
+        "Heat pumps cut bills. Heat pumps need power. Heat-pumps, again."
+    )
+    phrases = candidate_phrases(text)
+    lowered = [p.lower() for p in phrases]
+    assert "heat pumps" in lowered and "1.43 c" not in lowered
+    assert all(p.lower() in " ".join(text.lower().split()) for p in phrases)
