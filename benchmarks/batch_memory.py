@@ -34,27 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-GROWTH_LIMIT_MB = 50
+sys.path.insert(0, str(ROOT / "tests"))  # the batch tests' hand-made documents
 
-_SUBJECTS = ["Heat pumps", "Rooftop solar", "Community batteries", "Electric buses",
-             "Wind farms", "Rail freight", "Urban trees", "Water meters", "Home insulation",
-             "Bike lanes", "District heating", "Tidal power"]  # fmt: skip
-_CLAIMS = [
-    "cut household bills by {n} percent in the first winter",
-    "were installed in {n} towns across the region last year",
-    "need about {n} hours of maintenance a year",
-    "drew complaints from {n} residents during the trial",
-    "paid for themselves within {n} years according to the council",
-    "created {n} local jobs in installation and repair",
-]
-_ASIDES = [
-    "Critics say the figures are too optimistic.",
-    "The utility plans a larger rollout next spring.",
-    "Insurers have started to offer lower premiums.",
-    "Engineers warn that supply chains remain fragile.",
-    "Local schools now teach the basics to pupils.",
-    "A national survey found broad public support.",
-]
+from field_reports import variation  # noqa: E402
+
+GROWTH_LIMIT_MB = 50
 
 
 def build_folder(folder: Path, corpus: Path, total: int = 200) -> list[Path]:
@@ -70,20 +54,9 @@ def build_folder(folder: Path, corpus: Path, total: int = 200) -> list[Path]:
     texts: list[Path] = []
     rng = random.Random(6)
     for i in range(total - len(pages) - 2):
-        subject = rng.choice(_SUBJECTS)
-        sentences = [
-            f"{subject} {rng.choice(_CLAIMS).format(n=rng.randint(2, 90))}."
-            for _ in range(rng.randint(2, 5))
-        ]
-        sentences += rng.sample(_ASIDES, rng.randint(1, 3))
-        sentences.append(f"This is field report number {i}.")
-        title = f"{subject} report {i}"
-        if i % 3 == 0:
-            texts.append(folder / f"report-{i:03d}.md")
-            texts[-1].write_text(f"# {title}\n\n" + " ".join(sentences))
-        else:
-            texts.append(folder / f"report-{i:03d}.txt")
-            texts[-1].write_text(f"{title}\n\n" + " ".join(sentences))
+        name, text = variation(rng, i)
+        texts.append(folder / name)
+        texts[-1].write_text(text)
     middle: list[Path] = []
     step = len(texts) // len(pages)
     for j, page in enumerate(pages):
