@@ -122,6 +122,7 @@ class _Prompter:
             self.feed_markup(self.fmt.turn_end + self.fmt.user_start)
             self.feed_text("Document:\n")
         self.engine.feed(document_tokens, kind="prompt")
+        self.engine.flush()  # evaluated once, before any section: its cost is the card's
         return self.engine.position
 
     def start_answer(self, prompt: str, values: dict[str, str], scaffold: str) -> None:

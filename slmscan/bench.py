@@ -509,9 +509,9 @@ def _worker(job_file: str) -> int:
             repeat=repeat,
             seconds=round(seconds, 3),
             card=card.model_dump(mode="json"),
-            prefill_tokens=used.prompt + used.fed if used else 0,
+            prefill_tokens=used.prompt + used.fed + used.decoded_batched if used else 0,
             prefill_seconds=used.prompt_seconds if used else 0.0,
-            decode_tokens=used.decoded if used else 0,
+            decode_tokens=used.decode_steps if used else 0,
             decode_seconds=used.decode_seconds if used else 0.0,
         )
     scanner.close()

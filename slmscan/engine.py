@@ -24,6 +24,7 @@ _CANDIDATES = 48  # how many next-best tokens to try when the best one is refuse
 _NGRAM = 4  # a field may not repeat a run of this many tokens (stops loops)
 
 FeedKind = Literal["prompt", "fed"]
+_DECODED = "decoded"
 
 
 class Constraint(Protocol):
@@ -49,8 +50,10 @@ class Counters:
     prompt: int = 0  # instruction and document tokens evaluated
     fed: int = 0  # scaffolding tokens evaluated without decoding
     decoded: int = 0  # tokens the model chose
-    prompt_seconds: float = 0.0
-    decode_seconds: float = 0.0
+    decode_steps: int = 0  # of those, evaluated alone: one decode step each
+    decoded_batched: int = 0  # of those, evaluated in one batch with the tokens fed after them
+    prompt_seconds: float = 0.0  # evaluations of more than one token
+    decode_seconds: float = 0.0  # decode steps
 
     def snapshot(self) -> Counters:
         return Counters(**self.__dict__)
@@ -65,8 +68,10 @@ class Engine:
 
     path: Path
     n_ctx: int
-    threads: int
+    threads: int  # for batches (prefill)
     seed: int = 0
+    # A second thread speeds decoding up 1.65-1.8x too (benchmarks/results/threads.md).
+    decode_threads: int = 1
     counters: Counters = field(default_factory=Counters)
 
     def __post_init__(self) -> None:
@@ -78,9 +83,7 @@ class Engine:
                 model_path=str(self.path),
                 n_ctx=self.n_ctx,
                 n_batch=512,
-                # Decoding a tiny model is memory-bound and barely gains from a second thread,
-                # but collapses when another process takes that core; prefill scales.
-                n_threads=1,
+                n_threads=self.decode_threads,
                 n_threads_batch=self.threads,
                 seed=self.seed,
                 swa_full=True,  # sliding-window models (Gemma 3) need the whole prefix to rewind
@@ -92,6 +95,11 @@ class Engine:
         self.n_vocab = int(self._llm.n_vocab())
         self._pieces: dict[int, bytes] = {}
         self._buffer = ctypes.create_string_buffer(256)
+        # Tokens waiting to be evaluated, with their kind: nothing is evaluated until logits
+        # are needed, so labels, chosen tokens and the scaffolding after them go in one batch
+        # (a single token costs a whole decode step), and tokens after the last question of a
+        # section are never evaluated at all.
+        self._pending: list[tuple[int, str]] = []
 
     # --- tokens -------------------------------------------------------------------------------
 
@@ -130,42 +138,62 @@ class Engine:
 
     @property
     def position(self) -> int:
-        """How many tokens the context holds."""
-        return int(self._llm.n_tokens)
+        """How many tokens the context holds, evaluated or waiting to be."""
+        return int(self._llm.n_tokens) + len(self._pending)
 
     def rewind(self, position: int) -> None:
         """Forget everything after `position`; the prefix before it stays evaluated."""
-        if position < self.position:
+        evaluated = int(self._llm.n_tokens)
+        if position >= evaluated:
+            del self._pending[position - evaluated :]
+        else:
+            self._pending.clear()
             self._llm.n_tokens = position  # llama-cpp-python drops the KV cells on the next eval
 
-    def feed(self, tokens: Sequence[int], kind: FeedKind = "fed") -> None:
-        """Evaluate tokens in batches (prefill speed), counting them as `kind`."""
-        if not tokens:
-            return
+    def _append(self, tokens: Sequence[int], kind: str) -> None:
         if self.position + len(tokens) > self.n_ctx:
+            if kind == _DECODED:
+                raise GenerationError(f"the answer ran past the context window of {self.n_ctx}")
             raise GenerationError(
                 f"the prompt needs {self.position + len(tokens)} tokens, "
                 f"more than the context window of {self.n_ctx}"
             )
-        start = time.perf_counter()
-        self._llm.eval(list(tokens))
-        elapsed = time.perf_counter() - start
-        if kind == "prompt":
-            self.counters.prompt += len(tokens)
-        else:
-            self.counters.fed += len(tokens)
-        self.counters.prompt_seconds += elapsed
+        self._pending.extend((int(token), kind) for token in tokens)
+
+    def feed(self, tokens: Sequence[int], kind: FeedKind = "fed") -> None:
+        """Add tokens the model reads without choosing them, counted as `kind`."""
+        self._append(tokens, kind)
 
     def _step(self, token: int) -> None:
-        if self.position + 1 > self.n_ctx:
-            raise GenerationError(f"the answer ran past the context window of {self.n_ctx}")
-        start = time.perf_counter()
-        self._llm.eval([token])
-        self.counters.decode_seconds += time.perf_counter() - start
+        """Add a token the model chose."""
+        self._append([token], _DECODED)
         self.counters.decoded += 1
 
+    def flush(self) -> None:
+        """Evaluate the waiting tokens now, in one call (llama.cpp splits it into batches)."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        start = time.perf_counter()
+        self._llm.eval([token for token, _ in pending])
+        elapsed = time.perf_counter() - start
+        c = self.counters
+        if len(pending) == 1 and pending[0][1] == _DECODED:
+            c.decode_steps += 1
+            c.decode_seconds += elapsed
+            return
+        c.prompt_seconds += elapsed
+        for _, kind in pending:
+            if kind == "prompt":
+                c.prompt += 1
+            elif kind == "fed":
+                c.fed += 1
+            else:
+                c.decoded_batched += 1
+
     def logits(self) -> np.ndarray:
-        """The next-token logits after the last evaluated token (a view, no copy)."""
+        """The next-token logits after the last token (a view, no copy)."""
+        self.flush()
         pointer = self._lib.llama_get_logits_ith(self._llm.ctx, -1)
         return np.ctypeslib.as_array(pointer, shape=(self.n_vocab,))
 
@@ -275,12 +303,15 @@ class Engine:
 
     def close(self) -> None:
         """Free the model and its context."""
+        self._pending.clear()
         self._llm.close()
 
 
-def load_engine(path: Path, *, n_ctx: int, threads: int, seed: int = 0) -> Engine:
-    """Load a GGUF model with a context window of `n_ctx` tokens."""
-    return Engine(path=path, n_ctx=n_ctx, threads=threads, seed=seed)
+def load_engine(
+    path: Path, *, n_ctx: int, threads: int, seed: int = 0, decode_threads: int | None = None
+) -> Engine:
+    """Load a GGUF model with a context window of `n_ctx` tokens (decoding: `threads` too)."""
+    return Engine(path, n_ctx, threads, seed, decode_threads or threads)
 
 
 def trained_context(path: Path) -> int:

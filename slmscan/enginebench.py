@@ -104,6 +104,8 @@ class PageResult:
     prompt_tokens: int = 0
     fed_tokens: int = 0
     decoded_tokens: int = 0
+    decode_steps: int = 0  # decoded tokens evaluated alone (the rest rode in a batch, or none)
+    decoded_batched: int = 0  # decoded tokens evaluated in a batch with the tokens after them
     parts: int = 1
     wall: float = 0.0
     feed_seconds: float = 0.0  # inside llama.cpp, evaluating prompt and fed tokens
@@ -137,8 +139,10 @@ class PageResult:
         """Seconds the card's token work takes at the engine's own measured rates."""
         if not self.prefill_rate or not self.decode_rate:
             return 0.0
-        fed = self.prompt_tokens + self.fed_tokens
-        return fed / self.prefill_rate + self.decoded_tokens / self.decode_rate
+        # Every evaluated token is charged: a decoded token evaluated in a batch at the
+        # prefill rate, one evaluated alone at the decode rate.
+        fed = self.prompt_tokens + self.fed_tokens + self.decoded_batched
+        return fed / self.prefill_rate + self.decode_steps / self.decode_rate
 
     @property
     def overhead(self) -> float:
@@ -257,6 +261,7 @@ def measure_rates(
     prefix = [*engine.bos(), *tokens][: engine.n_ctx - SECTION_RESERVE]
     start = time.perf_counter()
     engine.feed(prefix, kind="prompt")
+    engine.flush()
     prefill = len(prefix) / (time.perf_counter() - start)
     start = time.perf_counter()
     for _ in range(decode):
@@ -559,6 +564,7 @@ def _slmscan_card(scanner: Any, engine: Any, article: Article, result: PageResul
     result.prompt_tokens, result.fed_tokens = p.prompt_tokens, p.fed_tokens
     result.decoded_tokens, result.parts = p.decoded_tokens, p.parts
     result.feed_seconds, result.decode_seconds = used.prompt_seconds, used.decode_seconds
+    result.decode_steps, result.decoded_batched = used.decode_steps, used.decoded_batched
     result.evals = len(calls)
     singles = [seconds for n, seconds in calls if n == 1]
     result.single_evals, result.single_eval_seconds = len(singles), sum(singles)
@@ -730,7 +736,10 @@ def render_table(run: BenchRun, plot_name: str | None = None) -> str:
         f"decode {run.reference_decode_rate:.0f} tok/s. The machine is shared: CPU time of "
         f"this process ÷ (wall × threads) = {run.cpu_share:.2f}, load average "
         f"{run.load_start:.2f} at the start, {run.load_end:.2f} at the end.",
-        "- **predicted** = (prompt + fed tokens) ÷ prefill rate + decoded ÷ decode rate; "
+        "- **predicted** = (prompt + fed tokens + decoded tokens evaluated in a batch) ÷ "
+        "prefill rate + decoded tokens evaluated alone ÷ decode rate (a chosen token waits and "
+        "is evaluated together with the scaffolding fed after it; tokens never evaluated, like "
+        "the last choice of a section, cost nothing and are charged nothing); "
         "**overhead** = slmscan wall ÷ predicted; **prompt ratio** = prompt tokens ÷ "
         "(document + template tokens); **complete** = the card validates and no section is "
         "empty (`Card.missing_sections()`), for both ways.",
@@ -829,14 +838,14 @@ def _time_split(done: list[PageResult]) -> list[str]:
     def med(values: list[float]) -> str:
         return f"{_median(values):.2f}"
 
-    feed_pred = [(p.prompt_tokens + p.fed_tokens) / p.prefill_rate for p in done]
-    decode_pred = [p.decoded_tokens / p.decode_rate for p in done]
-    single_feeds = [p.single_evals - p.decoded_tokens for p in done]
+    feed_pred = [
+        (p.prompt_tokens + p.fed_tokens + p.decoded_batched) / p.prefill_rate for p in done
+    ]
+    decode_pred = [p.decode_steps / p.decode_rate for p in done]
+    single_feeds = [p.single_evals - p.decode_steps for p in done]
     single_feed_s = [p.single_eval_seconds - p.decode_seconds for p in done]
     # Decoding as slmscan does it (constraint checks and all) against raw argmax decoding.
-    effective = [
-        p.decoded_tokens / max(1e-9, p.wall - p.feed_seconds) / p.decode_rate for p in done
-    ]
+    effective = [p.decode_steps / max(1e-9, p.wall - p.feed_seconds) / p.decode_rate for p in done]
     probe_tokens = sum(p.prefill_tokens for p in done)
     probe_seconds = sum(p.prefill_tokens / p.prefill_rate for p in done)
     return [

@@ -1,0 +1,85 @@
+"""The engine's deferred evaluation, on the real bundled model through llama.cpp."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import pytest
+
+from slmscan.engine import Engine
+from slmscan.scanner import Scanner
+
+pytestmark = pytest.mark.model
+
+TEXT = "The council opened a library that lends tools. Answer:"
+
+
+@pytest.fixture
+def engine(smol_scanner: Scanner) -> Iterator[Engine]:
+    engine = smol_scanner._load().engine
+    engine.rewind(0)
+    yield engine
+    engine.rewind(0)
+
+
+@pytest.fixture
+def evals(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every llama.cpp evaluation the engine makes."""
+    sizes: list[int] = []
+    original = engine._llm.eval
+
+    def counted(tokens: Sequence[int]) -> None:
+        sizes.append(len(tokens))
+        original(tokens)
+
+    monkeypatch.setattr(engine._llm, "eval", counted)
+    return sizes
+
+
+def _top(logits: np.ndarray, n: int = 5) -> list[int]:
+    return [int(t) for t in np.argsort(-logits)[:n]]
+
+
+def test_tokens_fed_in_pieces_are_evaluated_in_one_call(engine: Engine, evals: list[int]) -> None:
+    tokens = [*engine.bos(), *engine.text_tokens(TEXT)]
+    engine.feed(tokens)
+    alone = _top(engine.logits().copy())
+    engine.rewind(0)
+    evals.clear()
+    for token in tokens:
+        engine.feed([token])
+    assert evals == [] and engine.position == len(tokens)
+    assert _top(engine.logits().copy()) == alone
+    assert evals == [len(tokens)]
+
+
+def test_rewinding_into_waiting_tokens_drops_only_those_after_it(
+    engine: Engine, evals: list[int]
+) -> None:
+    prefix = [*engine.bos(), *engine.text_tokens(TEXT)]
+    engine.feed(prefix)
+    expected = _top(engine.logits().copy())
+    engine.feed(engine.text_tokens(" no, not at all"))
+    engine.rewind(len(prefix) - 2)
+    engine.feed(prefix[-2:])
+    evals.clear()
+    assert _top(engine.logits().copy()) == expected
+    assert evals == [2]  # the evaluated prefix before the rewind point was kept
+
+
+def test_a_chosen_token_rides_with_the_scaffolding_after_it(
+    engine: Engine, evals: list[int]
+) -> None:
+    engine.feed([*engine.bos(), *engine.text_tokens("Is a library a building? Answer:")])
+    engine.flush()
+    before = engine.counters.snapshot()
+    evals.clear()
+    chosen, beliefs = engine.choose([" yes", " no"])
+    assert chosen in (0, 1) and abs(sum(beliefs) - 1) < 1e-6
+    assert evals == []  # the choice needed only the logits already there
+    engine.feed(engine.text_tokens("\nWhy:"))
+    engine.logits()
+    used = engine.counters.since(before)
+    assert evals[-1] >= 2
+    assert (used.decoded, used.decoded_batched, used.decode_steps) == (1, 1, 0)
