@@ -39,10 +39,7 @@ def longest_page(corpus: Path) -> str:
 def measure(model: str, text: str, depth: int, decode: int, rounds: int) -> list[str]:
     """Markdown rows: model, threads, prefill and decode tokens/s (median of the rounds)."""
     _, path = resolve_model(model)
-    engines = {
-        n: load_engine(path, n_ctx=depth + decode + 16, threads=n, decode_threads=n)
-        for n in THREADS
-    }
+    engines = {n: load_engine(path, n_ctx=depth + decode + 16, threads=n) for n in THREADS}
     tokens = engines[1].text_tokens(text)[:depth]
     rates: dict[int, list[tuple[float, float]]] = {n: [] for n in THREADS}
     for i in range(rounds):

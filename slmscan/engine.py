@@ -52,7 +52,7 @@ class Counters:
     decoded: int = 0  # tokens the model chose
     decode_steps: int = 0  # of those, evaluated alone: one decode step each
     decoded_batched: int = 0  # of those, evaluated in one batch with the tokens fed after them
-    prompt_seconds: float = 0.0  # evaluations of more than one token
+    prompt_seconds: float = 0.0  # every evaluation but a decode step
     decode_seconds: float = 0.0  # decode steps
 
     def snapshot(self) -> Counters:
@@ -68,10 +68,8 @@ class Engine:
 
     path: Path
     n_ctx: int
-    threads: int  # for batches (prefill)
+    threads: int
     seed: int = 0
-    # A second thread speeds decoding up 1.65-1.8x too (benchmarks/results/threads.md).
-    decode_threads: int = 1
     counters: Counters = field(default_factory=Counters)
 
     def __post_init__(self) -> None:
@@ -83,7 +81,9 @@ class Engine:
                 model_path=str(self.path),
                 n_ctx=self.n_ctx,
                 n_batch=512,
-                n_threads=self.decode_threads,
+                # Decoding gains from a second thread as prefill does: 1.65-1.8x with 2
+                # (benchmarks/results/threads.md).
+                n_threads=self.threads,
                 n_threads_batch=self.threads,
                 seed=self.seed,
                 swa_full=True,  # sliding-window models (Gemma 3) need the whole prefix to rewind
@@ -303,15 +303,12 @@ class Engine:
 
     def close(self) -> None:
         """Free the model and its context."""
-        self._pending.clear()
         self._llm.close()
 
 
-def load_engine(
-    path: Path, *, n_ctx: int, threads: int, seed: int = 0, decode_threads: int | None = None
-) -> Engine:
-    """Load a GGUF model with a context window of `n_ctx` tokens (decoding: `threads` too)."""
-    return Engine(path, n_ctx, threads, seed, decode_threads or threads)
+def load_engine(path: Path, *, n_ctx: int, threads: int, seed: int = 0) -> Engine:
+    """Load a GGUF model with a context window of `n_ctx` tokens."""
+    return Engine(path=path, n_ctx=n_ctx, threads=threads, seed=seed)
 
 
 def trained_context(path: Path) -> int:

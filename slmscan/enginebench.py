@@ -216,6 +216,8 @@ class BenchRun:
         for page in data.pop("pages"):
             known = {k: v for k, v in page.items() if k in PageResult.__dataclass_fields__}
             known["usual_calls"] = [UsualCall(**c) for c in known.get("usual_calls", [])]
+            # Runs before lazy evaluation evaluated every decoded token alone.
+            known.setdefault("decode_steps", known.get("decoded_tokens", 0))
             pages.append(PageResult(**known))
         return cls(**data, pages=pages)
 
