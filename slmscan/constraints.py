@@ -20,6 +20,11 @@ _PLACEHOLDER = re.compile(
     re.IGNORECASE,
 )
 _WORD = re.compile(rb"[\w\x80-\xff]")  # UTF-8 bytes of non-ASCII letters count as word
+# Words an English phrase cannot end on: a cell that stops on one was cut off mid-thought.
+_DANGLING = frozenset(
+    b"a an the of to in on at by for from with as and or but nor that which whether "
+    b"is are was were be been has have had will would should could can may must".split()
+)
 
 
 def stems(text: bytes) -> list[bytes]:
@@ -54,6 +59,9 @@ class FreeText:
     def may_stop(self, text: bytes) -> bool:
         stripped = text.strip()
         if stripped.lower() in self.avoid or is_placeholder(stripped.decode("utf-8", "ignore")):
+            return False
+        words = stripped.lower().split()
+        if words and words[-1] in _DANGLING:
             return False
         return len(stripped) >= self.min_chars and len(_LETTER.findall(stripped)) >= 2
 

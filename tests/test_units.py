@@ -84,6 +84,15 @@ def test_placeholders_are_not_answers() -> None:
     assert FreeText().may_stop(b"Unknown risks")
 
 
+def test_a_cell_cannot_stop_on_a_dangling_word() -> None:
+    from slmscan.constraints import FreeText
+
+    for text in (b"The library is a", b"The", b"Councils should", b"Repairs of the"):
+        assert not FreeText().may_stop(text), text
+    assert FreeText().may_stop(b"The library lends tools")
+    assert FreeText().may_stop(b"Tools a library lends.")
+
+
 def test_candidate_phrases_are_spans_of_the_text() -> None:
     from slmscan.keyphrases import candidate_phrases
 
