@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from slmscan.batch import split_timings
 from slmscan.document import RawDocument
 from slmscan.errors import ExtractionError, GenerationError, ModelNotFoundError
 from slmscan.fake import ABORT_MARKER
@@ -91,7 +92,9 @@ def test_worker_is_replaced_after_a_crash() -> None:
         assert crashed.error.message.startswith("crash.txt: the model crashed on it twice")
         assert not alive(pid)
         again = worker.analyse(raw(TEXT))
-        assert again.card == first.card
+        # The same card, up to the time it took (the fresh worker's first call may be slower).
+        assert again.card is not None
+        assert split_timings(again.card)[0] == split_timings(first.card)[0]
         assert worker.pid not in (None, pid)
 
 
