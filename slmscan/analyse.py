@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import __version__
@@ -61,6 +61,10 @@ _KEYWORDS, _THEMES = 7, 5
 _NAME_PENALTY = 2.0  # logit penalty on tokens already used in this table's names
 # Words a card may always use even when its example had them and the document does not.
 _COMMON = frozenset(stems(" ".join(sorted(STOP_WORDS)).encode()))
+_SUMMARY_MIN_WORDS = 8
+_SUMMARY_MIN_CHARS = 60  # of a summary asked again
+_SUMMARY_START = "The document discusses"  # how good summaries by small models tend to begin
+_SUMMARY_MIN_SHARED = 3  # distinct uncommon word stems of the document
 SECTION_RESERVE = 1400  # context tokens kept free for one section's instruction and answer
 
 
@@ -134,6 +138,26 @@ class _Prompter:
     def label(self, text: str) -> None:
         """Feed a field label (scaffolding the model does not decode)."""
         self.feed_text(text)
+
+
+def summary_problem(
+    summary: str, document_stems: set[bytes], prompt_stems: frozenset[bytes] = frozenset()
+) -> str | None:
+    """Why a summary cannot stand for its document, or None.
+
+    Small models sometimes answer with a copy of an instruction ("100 words to 150 words"), a
+    sentence about the prompt ("The document above is a summary of the main points"), or a run
+    of numbers; each says nothing of the document. Words the prompt also uses do not count.
+    """
+    words = re.findall(r"[^\W\d_]+|\d+", summary)
+    if len(words) < _SUMMARY_MIN_WORDS:
+        return "is too short"
+    if sum(w.isdigit() for w in words) * 3 > len(words):
+        return "is mostly numbers"
+    shared = {w for w in stems(summary.encode()) if len(w) == 4} & document_stems
+    if len(shared - _COMMON - prompt_stems) < _SUMMARY_MIN_SHARED:
+        return "does not use the document's words"
+    return None
 
 
 def _clean(text: str) -> str:
@@ -241,7 +265,7 @@ class Analyser:
         elif section == "other":
             self._classify(prompt, draft)
         elif section == "summary":
-            draft.summaries.append(self._summary(prompt))
+            draft.summaries.append(self._summary(prompt, notes))
         else:
             rows = self._table(section, prompt, sentences, notes)
             if not sentences:
@@ -308,13 +332,30 @@ class Analyser:
         for name, p in zip(DOCUMENT_TYPES, beliefs, strict=True):
             draft.type_votes[name] = draft.type_votes.get(name, 0.0) + p
 
-    def _summary(self, prompt: str) -> str:
-        self.prompter.start_answer(prompt, {}, "Summary:")
+    def _summary(self, prompt: str, notes: list[str] | None = None) -> str:
+        """The summary; one that is not about the document is asked again once, with the reason."""
+        engine = self.engine
+        self.prompter.start_answer(prompt, {}, "")
+        start = engine.position
         constraint = FreeText(
             max_chars=700, sentences=5, min_chars=20, foreign=self._foreign(prompt)
         )
-        text = self.engine.generate(constraint, 150)
-        return _trim_sentence(_clean(text))
+        self.prompter.label("Summary:")
+        first = _trim_sentence(_clean(engine.generate(constraint, 150)))
+        asked = frozenset(stems(self.prompts[prompt].render({}).encode()))
+        reason = summary_problem(first, self._part_stems, asked)
+        if reason is None:
+            return first
+        engine.rewind(start)
+        # The retry is started for the model, and may not stop as early as the first answer.
+        self.prompter.label(f"(Summary again: {reason}.)\nSummary: {_SUMMARY_START}")
+        retry = replace(constraint, min_chars=_SUMMARY_MIN_CHARS)
+        second = _trim_sentence(_clean(f"{_SUMMARY_START} {engine.generate(retry, 150)}"))
+        if summary_problem(second, self._part_stems, asked) is None:
+            return second
+        if notes is not None:
+            notes.append(f"the summary {reason}, also after one retry")
+        return first
 
     def _title(self, base: int) -> str:
         self.engine.rewind(base)
@@ -416,6 +457,7 @@ class Analyser:
     def _merge_summaries(self, draft: _Draft) -> None:
         joined = "\n".join(draft.summaries)
         tokens = self.engine.text_tokens(joined)
+        self._part_stems = set(stems(joined.encode()))  # the merged summary's document
         base = self.prompter.start_document(tokens)
         self.engine.rewind(base)
         draft.summaries = [self._summary(SECTION_PROMPTS["summary"])]

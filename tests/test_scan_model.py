@@ -200,3 +200,48 @@ def test_a_cell_still_empty_after_the_retry_drops_its_row_with_a_note(
     notes = card.provenance.sections[0].notes
     assert notes and set(notes) == {"dropped a row: no usable description after one retry"}
     assert sum(t.startswith("\n(Description again:") for t in fed) == len(notes)
+
+
+def _summary_only(scanner: Scanner, monkeypatch: pytest.MonkeyPatch, bogus: int):
+    """A summary-only analyser on the session's model whose first `bogus` summaries are the
+    copy of an instruction that small models sometimes give."""
+    from slmscan.analyse import Analyser
+
+    loaded = scanner._load()
+    analyser = Analyser(loaded.engine, loaded.prompter.fmt, loaded.model, sections=("summary",))
+    fed: list[str] = []
+    label, generate = analyser.prompter.label, loaded.engine.generate
+
+    def record(text: str) -> None:
+        fed.append(text)
+        label(text)
+
+    def answer(constraint: FreeText, max_tokens: int, penalties: dict[int, float] | None = None
+               ) -> str:  # fmt: skip
+        if sum("Summary:" in t for t in fed) <= bogus:
+            return "100 words to 150 words"
+        return generate(constraint, max_tokens, penalties)
+
+    monkeypatch.setattr(analyser.prompter, "label", record)
+    monkeypatch.setattr(loaded.engine, "generate", answer)
+    return analyser, fed
+
+
+def test_a_summary_not_about_the_document_is_asked_again_with_the_reason(
+    smol_scanner: Scanner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    analyser, fed = _summary_only(smol_scanner, monkeypatch, bogus=1)
+    card = analyser.analyse(_article(SAMPLE))
+    assert fed[-1].startswith("(Summary again: is too short.")
+    assert card.summary.startswith("The document discusses") and len(card.summary.split()) >= 8
+    assert card.provenance.sections[0].notes == []
+
+
+def test_a_summary_still_bad_after_the_retry_is_kept_with_a_note(
+    smol_scanner: Scanner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    analyser, fed = _summary_only(smol_scanner, monkeypatch, bogus=2)
+    card = analyser.analyse(_article(SAMPLE))
+    assert card.summary == "100 words to 150 words"
+    assert sum(t.startswith("(Summary again: is too short.") for t in fed) == 1
+    assert card.provenance.sections[0].notes == ["the summary is too short, also after one retry"]

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from slmscan.constraints import FreeText, Phrase
+from slmscan.analyse import summary_problem
+from slmscan.constraints import FreeText, Phrase, stems
 from slmscan.errors import SourceError
 from slmscan.grounding import flag_summary
 from slmscan.outputs import confined, slugify, write_atomic
@@ -104,3 +105,26 @@ def test_candidate_phrases_are_spans_of_the_text() -> None:
     lowered = [p.lower() for p in phrases]
     assert "heat pumps" in lowered and "1.43 c" not in lowered
     assert all(p.lower() in " ".join(text.lower().split()) for p in phrases)
+
+
+def test_a_summary_that_is_not_about_the_document_is_recognised() -> None:
+    document = set(
+        stems(
+            b"Heat pumps move warmth from the outside air into homes. Installers "
+            b"report long waiting lists; electricity bills fell by 30 percent."
+        )
+    )
+    prompt = frozenset(stems(b"Summarise the document above: the main points."))
+    good = "Heat pumps move warmth into homes, and installers report long waiting lists."
+    assert summary_problem(good, document, prompt) is None
+    assert summary_problem("100 words to 150 words", document, prompt) == "is too short"
+    assert (
+        summary_problem(
+            "Heat pumps: 2020, 22, 24, 26, 30, 32, 34, 36, 40, 42, 44.", document, prompt
+        )
+        == "is mostly numbers"
+    )
+    echo = "The document above is a summary of the main points of the document."
+    assert summary_problem(echo, document, prompt) == "does not use the document's words"
+    made_up = "Python is a very powerful language, but it is not easy to learn at all."
+    assert summary_problem(made_up, document, prompt) == "does not use the document's words"
