@@ -7,6 +7,7 @@ import re
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -152,13 +153,18 @@ def test_cli_writes_cards_and_keeps_going_after_a_bad_file(tmp_path: Path) -> No
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
-def _issues_only(scanner: Scanner, monkeypatch: pytest.MonkeyPatch, answer: str | None):
-    """An issues-only analyser on the session's model whose first Description answer is
-    `answer` (and, when `answer` is None, whose every Description answer is "N/A")."""
+def _one_section(
+    scanner: Scanner,
+    monkeypatch: pytest.MonkeyPatch,
+    section: str,
+    override: Callable[[list[str]], str | None],
+):
+    """An analyser of one section on the session's model, recording every label fed; where
+    `override(labels fed so far)` gives an answer, the model's own is not asked for."""
     from slmscan.analyse import Analyser
 
     loaded = scanner._load()
-    analyser = Analyser(loaded.engine, loaded.prompter.fmt, loaded.model, sections=("issues",))
+    analyser = Analyser(loaded.engine, loaded.prompter.fmt, loaded.model, sections=(section,))
     fed: list[str] = []
     label, generate = analyser.prompter.label, loaded.engine.generate
 
@@ -166,18 +172,29 @@ def _issues_only(scanner: Scanner, monkeypatch: pytest.MonkeyPatch, answer: str 
         fed.append(text)
         label(text)
 
-    def answer_first(
+    def answer(
         constraint: FreeText, max_tokens: int, penalties: dict[int, float] | None = None
     ) -> str:
+        given = override(fed)
+        return generate(constraint, max_tokens, penalties) if given is None else given
+
+    monkeypatch.setattr(analyser.prompter, "label", record)
+    monkeypatch.setattr(loaded.engine, "generate", answer)
+    return analyser, fed
+
+
+def _issues_only(scanner: Scanner, monkeypatch: pytest.MonkeyPatch, answer: str | None):
+    """An issues-only analyser whose first Description answer is `answer` (and, when `answer`
+    is None, whose every Description answer is "N/A")."""
+
+    def override(fed: list[str]) -> str | None:
         if fed[-1] == "\nDescription:":
             return "N/A" if answer is None else answer
         if answer is None and fed[-1].endswith("\nDescription:"):
             return "n/a"
-        return generate(constraint, max_tokens, penalties)
+        return None
 
-    monkeypatch.setattr(analyser.prompter, "label", record)
-    monkeypatch.setattr(loaded.engine, "generate", answer_first)
-    return analyser, fed
+    return _one_section(scanner, monkeypatch, "issues", override)
 
 
 def test_a_placeholder_cell_is_asked_again_with_the_reason(
@@ -203,28 +220,13 @@ def test_a_cell_still_empty_after_the_retry_drops_its_row_with_a_note(
 
 
 def _summary_only(scanner: Scanner, monkeypatch: pytest.MonkeyPatch, bogus: int):
-    """A summary-only analyser on the session's model whose first `bogus` summaries are the
-    copy of an instruction that small models sometimes give."""
-    from slmscan.analyse import Analyser
+    """A summary-only analyser whose first `bogus` summaries are the copy of an instruction
+    that small models sometimes give."""
 
-    loaded = scanner._load()
-    analyser = Analyser(loaded.engine, loaded.prompter.fmt, loaded.model, sections=("summary",))
-    fed: list[str] = []
-    label, generate = analyser.prompter.label, loaded.engine.generate
+    def override(fed: list[str]) -> str | None:
+        return "100 words to 150 words" if sum("Summary:" in t for t in fed) <= bogus else None
 
-    def record(text: str) -> None:
-        fed.append(text)
-        label(text)
-
-    def answer(constraint: FreeText, max_tokens: int, penalties: dict[int, float] | None = None
-               ) -> str:  # fmt: skip
-        if sum("Summary:" in t for t in fed) <= bogus:
-            return "100 words to 150 words"
-        return generate(constraint, max_tokens, penalties)
-
-    monkeypatch.setattr(analyser.prompter, "label", record)
-    monkeypatch.setattr(loaded.engine, "generate", answer)
-    return analyser, fed
+    return _one_section(scanner, monkeypatch, "summary", override)
 
 
 def test_a_summary_not_about_the_document_is_asked_again_with_the_reason(
