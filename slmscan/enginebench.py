@@ -845,7 +845,8 @@ def _time_split(done: list[PageResult]) -> list[str]:
     ]
     decode_pred = [p.decode_steps / p.decode_rate for p in done]
     single_feeds = [p.single_evals - p.decode_steps for p in done]
-    single_feed_s = [p.single_eval_seconds - p.decode_seconds for p in done]
+    # Clamped: with no single-token feeds the difference is float noise, and may be -0.00.
+    single_feed_s = [max(0.0, p.single_eval_seconds - p.decode_seconds) for p in done]
     # Decoding as slmscan does it (constraint checks and all) against raw argmax decoding.
     effective = [p.decode_steps / max(1e-9, p.wall - p.feed_seconds) / p.decode_rate for p in done]
     probe_tokens = sum(p.prefill_tokens for p in done)
