@@ -332,7 +332,7 @@ class Analyser:
         for name, p in zip(DOCUMENT_TYPES, beliefs, strict=True):
             draft.type_votes[name] = draft.type_votes.get(name, 0.0) + p
 
-    def _summary(self, prompt: str, notes: list[str] | None = None) -> str:
+    def _summary(self, prompt: str, notes: list[str]) -> str:
         """The summary; one that is not about the document is asked again once, with the reason."""
         engine = self.engine
         self.prompter.start_answer(prompt, {}, "")
@@ -353,8 +353,7 @@ class Analyser:
         second = _trim_sentence(_clean(f"{_SUMMARY_START} {engine.generate(retry, 150)}"))
         if summary_problem(second, self._part_stems, asked) is None:
             return second
-        if notes is not None:
-            notes.append(f"the summary {reason}, also after one retry")
+        notes.append(f"the summary {reason}, also after one retry")
         return first
 
     def _title(self, base: int) -> str:
@@ -460,7 +459,7 @@ class Analyser:
         self._part_stems = set(stems(joined.encode()))  # the merged summary's document
         base = self.prompter.start_document(tokens)
         self.engine.rewind(base)
-        draft.summaries = [self._summary(SECTION_PROMPTS["summary"])]
+        draft.summaries = [self._summary(SECTION_PROMPTS["summary"], draft.notes)]
 
     def _card(
         self,
