@@ -4,8 +4,8 @@
 
 Writes benchmarks/results/engine-<model>.md (table and acceptance checks), .png (plot) and
 .json (every measurement). The corpus is ../shared/corpus beside the checkout, or wherever
-SLMSCAN_CORPUS or --corpus points. The logic lives in `slmscan.enginebench` (also behind
-`slmscan bench --engine`).
+SLMSCAN_CORPUS or --corpus points. The logic lives in `slmscan.enginebench` (measuring) and
+`slmscan.enginebench_report` (writing), also behind `slmscan bench --engine`.
 """
 
 from __future__ import annotations
@@ -19,12 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from slmscan import config  # noqa: E402
-from slmscan.enginebench import (  # noqa: E402
-    USUAL_MAX_TOKENS,
-    BenchRun,
-    run_engine_bench,
-    write_results,
-)
+from slmscan.enginebench import USUAL_MAX_TOKENS, BenchRun, run_engine_bench  # noqa: E402
+from slmscan.enginebench_report import write_results  # noqa: E402
 from slmscan.errors import SlmscanError  # noqa: E402
 
 
