@@ -26,11 +26,10 @@ from pathlib import Path
 
 import llama_cpp
 import numpy as np
+from threads import longest_page  # the same shared prefix as the threads benchmark
 
 from slmscan import config
-from slmscan.extract import extract_article
 from slmscan.scanner import resolve_model
-from slmscan.sources import read_source
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDTHS = (1, 2, 4, 8)
@@ -141,8 +140,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=32, help="decode steps per round")
     parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
-    pages = sorted((args.corpus / "html").glob("*.html"))
-    text = max((extract_article(read_source(str(p), offline=True)).text for p in pages), key=len)
+    text = longest_page(args.corpus)
     lines = [
         "# Parallel sections: batched decoding of N sequences over one prefix",
         "",
