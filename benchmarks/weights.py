@@ -1,7 +1,9 @@
 """Shipped weights against their Q8_0 conversion: evaluation speed by batch size, and fidelity.
 
-slmscan loads Q4_1 models from a Q8_0 copy (slmscan/weights.py). For each model this measures
-both files in one process, alternating which goes first each round:
+llama.cpp has batched kernels on x86 for Q8_0 but not for Q4_1, the bundled SmolLM2's type:
+would slmscan gain by converting the file once to Q8_0 (llama_model_quantize, a second) and
+loading that? For each model this measures both files in one process, alternating which goes
+first each round:
 
 - **tok/s by batch size**: after a 1000-token prefix of the corpus's longest page, batches of
   1 (a decode step), 4 (a label), 16, 64 and 256 tokens (instructions, documents);
@@ -17,6 +19,7 @@ both files in one process, alternating which goes first each round:
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import platform
 import statistics
@@ -28,16 +31,29 @@ import numpy as np
 from threads import longest_page
 
 from slmscan import config
-from slmscan.download import file_sha256
 from slmscan.extract import extract_article
 from slmscan.gguf_check import check_gguf
 from slmscan.scanner import resolve_model
 from slmscan.sources import read_source
-from slmscan.weights import convert, converted_path
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCHES = (1, 4, 16, 64, 256)
 PREFIX = 1000
+
+
+def to_q8_0(source: Path, target: Path) -> None:
+    """Write `target` as `source` converted to Q8_0."""
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0
+    params.allow_requantize = True
+    params.nthread = config.default_threads()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    if llama_cpp.llama_model_quantize(
+        str(source).encode(), str(partial).encode(), ctypes.byref(params)
+    ):
+        raise SystemExit(f"{source}: llama.cpp could not convert it to Q8_0")
+    partial.replace(target)
 
 
 def _load(
@@ -114,11 +130,9 @@ def _agreement_row(model: str, what: str, figures: tuple[int, int, float, float]
 def measure(model: str, corpus: Path, rounds: int) -> tuple[list[str], list[str]]:
     """Markdown rows: tok/s of each file by batch size; agreement of their predictions."""
     _, path = resolve_model(model)
-    converted = converted_path(path, file_sha256(path))
-    if not converted.is_file():  # Gemma is measured too, though slmscan loads it as shipped
-        problem = convert(path, converted, config.default_threads())
-        if problem:
-            raise SystemExit(f"{path}: {problem}")
+    converted = config.cache_dir() / f"{path.stem}.q8_0-measured.gguf"
+    if not converted.is_file():
+        to_q8_0(path, converted)
     speed = rates({"shipped": path, "converted": converted}, longest_page(corpus), rounds)
     name = f"{model} ({check_gguf(path).quantisation})"
     rates_rows = []
@@ -154,7 +168,7 @@ def main() -> None:
         "",
         f"`python benchmarks/weights.py`, {args.rounds} rounds, alternating which file goes "
         f"first; {os.cpu_count()} cores, {platform.machine()}, {config.default_threads()} "
-        f"llama.cpp threads. slmscan converts only Q4_1 files (slmscan/weights.py).",
+        f"llama.cpp threads. The Q8_0 copy is written once to $SLMSCAN_CACHE.",
         "",
         f"Evaluation speed: batches evaluated after a {PREFIX}-token prefix of the corpus's "
         "longest page, medians of the rounds.",

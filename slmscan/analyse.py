@@ -76,7 +76,6 @@ class ModelInfo:
     file: str
     sha256: str
     family: str
-    weights: str | None = None  # the form llama.cpp loaded, when not the file as shipped
 
 
 @dataclass
@@ -501,7 +500,6 @@ class Analyser:
                 model_id=self.model.id,
                 model_file=self.model.file,
                 model_sha256=self.model.sha256,
-                model_weights=self.model.weights,
                 prompt_versions={name: p.version for name, p in sorted(self.prompts.items())},
                 seed=self.seed,
                 sampling={"method": "greedy, constrained per field", "temperature": 0},

@@ -139,9 +139,6 @@ class Provenance(_Strict):
     model_id: str
     model_file: str
     model_sha256: str
-    model_weights: str | None = Field(
-        default=None, description='the form llama.cpp loaded, e.g. "Q8_0 converted from Q4_1"'
-    )
     prompt_versions: dict[str, str]
     seed: int
     sampling: dict[str, float | int | str]

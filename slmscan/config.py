@@ -13,15 +13,13 @@ from pathlib import Path
 ENVIRONMENT: dict[str, str] = {
     "SLMSCAN_HOME": "slmscan's own folder: user manifests, model lock file, assembled models "
     "(default ~/.slmscan)",
-    "SLMSCAN_CACHE": "where bundled models shipped in chunks are assembled and faster copies of "
-    "Q4_1 models are kept (default $SLMSCAN_HOME/cache)",
+    "SLMSCAN_CACHE": "where bundled models shipped in chunks are assembled (default "
+    "$SLMSCAN_HOME/cache)",
     "SLMSCAN_MODEL": "model id, alias or .gguf path used when --model is not given",
     "SLMSCAN_OFFLINE": "1 refuses every network access (URLs and model downloads)",
     "SLMSCAN_PROMPTS": "folder of prompt templates that override the built-in ones",
     "SLMSCAN_THREADS": "CPU threads for llama.cpp (default: all cores, at most 4)",
     "SLMSCAN_MAX_CONTEXT": "largest context window slmscan asks for, in tokens (default 8192)",
-    "SLMSCAN_CONVERT_WEIGHTS": "0 loads Q4_1 models as shipped instead of a faster Q8_0 copy "
-    "made once in $SLMSCAN_CACHE (default 1)",
     "SLMSCAN_DEBUG": "1 shows Python tracebacks instead of one-line errors",
     "SLMSCAN_ALLOW_PRIVATE": "1 lets URLs reach private, loopback and link-local addresses "
     "(as --allow-private; refused by default)",
@@ -50,7 +48,7 @@ def home_dir() -> Path:
 
 
 def cache_dir() -> Path:
-    """Where chunked bundled models are assembled and Q4_1 models converted (SLMSCAN_CACHE)."""
+    """Where bundled models that ship in chunks are assembled (SLMSCAN_CACHE)."""
     env = os.environ.get("SLMSCAN_CACHE")
     return Path(env).expanduser() if env else home_dir() / "cache"
 
@@ -124,12 +122,6 @@ def prompts_override() -> Path | None:
     return Path(env).expanduser() if env else None
 
 
-def convert_weights() -> bool:
-    """False when SLMSCAN_CONVERT_WEIGHTS=0 asks to load Q4_1 models as shipped."""
-    env = os.environ.get("SLMSCAN_CONVERT_WEIGHTS")
-    return env is None or not env.strip() or _truthy(env)
-
-
 def default_model() -> str:
     """The model used when none is named: SLMSCAN_MODEL, else the measured default."""
     return os.environ.get("SLMSCAN_MODEL") or DEFAULT_MODEL
@@ -155,4 +147,3 @@ class ScanSettings:
     sections: tuple[str, ...] = ()
     threads: int = field(default_factory=default_threads)
     max_context: int = field(default_factory=max_context)
-    convert_weights: bool = field(default_factory=convert_weights)

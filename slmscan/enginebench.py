@@ -193,7 +193,6 @@ class BenchRun:
     llama_cpp_version: str
     usual_api: str
     usual_max_tokens: int
-    model_weights: str = ""  # the form both ways load (slmscan.weights), when known
     reference_prefill_rate: float = 0.0  # 512 tokens from position 0
     reference_decode_rate: float = 0.0  # 64 argmax tokens after them
     # Was the machine ours? Process CPU time ÷ (wall time × threads) over the run (near 1 when
@@ -608,7 +607,6 @@ def run_engine_bench(
 ) -> Path:
     """Benchmark the engine on a corpus both ways; write table, plot and JSON; return the table."""
     from . import config
-    from .analyse import Analyser
     from .enginebench_report import write_results
     from .extract import extract_article
     from .scanner import Scanner, ScanOptions, resolve_model
@@ -626,11 +624,11 @@ def run_engine_bench(
     # Offline: a benchmark never touches the network (the Scanner sets the Hub offline too).
     with Scanner(ScanOptions(model=model, offline=True, threads=threads)) as scanner:
         analyser = scanner._load()  # loaded here, so that no page's time includes loading
-        if not isinstance(analyser, Analyser):
+        engine = getattr(analyser, "engine", None)
+        if engine is None:
             raise UsageError(f"model {model} has no engine to measure", hint="pick a real model")
-        engine = analyser.engine
         usual = UsualWay(
-            engine.path,  # the weights slmscan loads, so that only the way of asking differs
+            path,
             n_ctx=engine.n_ctx,
             threads=threads,
             chat=manifest.family != "completion",
@@ -640,7 +638,6 @@ def run_engine_bench(
             run = BenchRun(
                 model=manifest.id,
                 model_file=path.name,
-                model_weights=analyser.model.weights or "",
                 threads=threads,
                 n_ctx=engine.n_ctx,
                 llama_cpp_version=engine.llama_cpp_version,

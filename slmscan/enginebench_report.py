@@ -46,11 +46,9 @@ def render_table(run: BenchRun, plot_name: str | None = None) -> str:
     lines = [
         f"# Engine benchmark: {run.model}",
         "",
-        f"Model file `{run.model_file}`"
-        + (f" (loaded as {run.model_weights})" if run.model_weights else "")
-        + f", {run.threads} threads, n_ctx {run.n_ctx}, llama-cpp-python "
-        f"{run.llama_cpp_version}; {len(done)} pages, both ways in one process on the same "
-        "loaded weights, alternating which way goes first.",
+        f"Model file `{run.model_file}`, {run.threads} threads, n_ctx {run.n_ctx}, "
+        f"llama-cpp-python {run.llama_cpp_version}; {len(done)} pages, both ways in one process "
+        "on the same model file, alternating which way goes first.",
         "",
         "- **slmscan**: `Scanner.analyse` (one prefill per document, scaffolding fed, content "
         "decoded under per-field constraints). Token counts from the card's provenance.",

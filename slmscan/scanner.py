@@ -92,19 +92,21 @@ class Scanner:
             from .engine import load_engine
             from .formats import prompt_format
             from .gguf_check import check_gguf
-            from .weights import prepare_weights
 
             manifest, path = resolve_model(self.options.model or config.default_model())
             sha256 = verify_model(manifest, path)
-            header = check_gguf(path)  # a bad header is a one-line error, not a llama.cpp abort
+            check_gguf(path)  # a bad header is a one-line error here, not an abort in llama.cpp
             n_ctx = min(manifest.context_trained, config.max_context())
-            threads = self.options.threads or config.default_threads()
-            weights = prepare_weights(header, sha256, threads)
-            engine = load_engine(weights.path, n_ctx=n_ctx, threads=threads, seed=self.options.seed)
+            engine = load_engine(
+                path,
+                n_ctx=n_ctx,
+                threads=self.options.threads or config.default_threads(),
+                seed=self.options.seed,
+            )
             self._analyser = Analyser(
                 engine,
                 prompt_format(manifest.family),
-                ModelInfo(manifest.id, path.name, sha256, manifest.family, weights.form),
+                ModelInfo(manifest.id, path.name, sha256, manifest.family),
                 prompts_dir=self.options.prompts,
                 sections=self.options.sections,
                 seed=self.options.seed,
