@@ -70,6 +70,7 @@ class Engine:
     n_ctx: int
     threads: int
     seed: int = 0
+    key_cache: str = "f16"  # or "q8_0": measured by benchmarks/key_cache.py, not yet adopted
     counters: Counters = field(default_factory=Counters)
 
     def __post_init__(self) -> None:
@@ -86,6 +87,7 @@ class Engine:
                 n_threads=self.threads,
                 n_threads_batch=self.threads,
                 seed=self.seed,
+                type_k=llama_cpp.GGML_TYPE_Q8_0 if self.key_cache == "q8_0" else None,
                 swa_full=True,  # sliding-window models (Gemma 3) need the whole prefix to rewind
                 verbose=False,
             )
@@ -306,9 +308,11 @@ class Engine:
         self._llm.close()
 
 
-def load_engine(path: Path, *, n_ctx: int, threads: int, seed: int = 0) -> Engine:
+def load_engine(
+    path: Path, *, n_ctx: int, threads: int, seed: int = 0, key_cache: str = "f16"
+) -> Engine:
     """Load a GGUF model with a context window of `n_ctx` tokens."""
-    return Engine(path=path, n_ctx=n_ctx, threads=threads, seed=seed)
+    return Engine(path=path, n_ctx=n_ctx, threads=threads, seed=seed, key_cache=key_cache)
 
 
 def trained_context(path: Path) -> int:
