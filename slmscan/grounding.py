@@ -23,23 +23,22 @@ def _overlap(a: set[str], b: set[str]) -> float:
 
 
 def dedupe_rows(rows: list[Row]) -> list[Row]:
-    """Merge rows that repeat each other (same name, same evidence, or near-identical text)."""
+    """Drop rows that repeat a more relevant one (same name, or near-identical text).
+
+    Rows are taken most relevant first (the earlier among equals) and each is checked against
+    every row kept so far, so no two kept rows repeat each other: replacing a kept row by a more
+    relevant duplicate, instead, could let the newcomer repeat another kept row. Returns the kept
+    rows, most relevant first.
+    """
     kept: list[Row] = []
-    for row in rows:
+    for row in sorted(rows, key=lambda r: -r.relevancy):
         name, text = _words(row.name), _words(row.name + " " + row.description)
-        duplicate = next(
-            (
-                i
-                for i, other in enumerate(kept)
-                if _words(other.name) == name
-                or _overlap(_words(other.name + " " + other.description), text) >= _SIMILAR
-            ),
-            None,
-        )
-        if duplicate is None:
+        if not any(
+            _words(other.name) == name
+            or _overlap(_words(other.name + " " + other.description), text) >= _SIMILAR
+            for other in kept
+        ):
             kept.append(row)
-        elif row.relevancy > kept[duplicate].relevancy:
-            kept[duplicate] = row
     return kept
 
 

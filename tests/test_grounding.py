@@ -8,6 +8,7 @@ from slmscan.card import Behavior, Card, Evidence, Issue, Source
 from slmscan.document import Article
 from slmscan.fake import FakeAnalyser
 from slmscan.grounding import dedupe_rows, flag_summary, locate_quote, verify_rows
+from slmscan.quality import duplicate_rows
 from slmscan.render import render_markdown
 
 TEXT = (
@@ -64,6 +65,21 @@ def test_planted_unsupported_row_is_dropped_from_markdown_and_flagged_in_json() 
 def test_summary_naming_an_absent_organisation_is_flagged() -> None:
     summary = "The harbour authority and the World Shipping Council reported 12 percent growth."
     assert flag_summary(summary, TEXT) == ["World Shipping Council"]
+
+
+def test_a_merge_never_leaves_two_rows_that_repeat_each_other() -> None:
+    # The third row repeats the first by name and the second by its words; keeping it in the
+    # first row's place once left it beside the second (a card of the corpus had such a pair).
+    rows = [
+        Behavior(name="Cheap solar", description="Prices fall.", relevancy=2, grounded=True),
+        Behavior(name="Solar panels", description="Cheap solar panels on roofs.", relevancy=3,
+                 grounded=True),
+        Behavior(name="Cheap Solar", description="Solar panels on roofs.", relevancy=4,
+                 grounded=True),
+    ]  # fmt: skip
+    merged = dedupe_rows(rows)
+    assert [(r.name, r.relevancy) for r in merged] == [("Cheap Solar", 4)]
+    assert duplicate_rows(merged) == 0  # the quality benchmark's own check agrees
 
 
 def test_duplicate_rows_are_merged_keeping_the_most_relevant() -> None:
