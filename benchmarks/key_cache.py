@@ -18,45 +18,35 @@ import argparse
 import os
 import platform
 import statistics
-import time
 from pathlib import Path
 
 from threads import longest_page
 
 from slmscan import config
-from slmscan.engine import Engine, load_engine
+from slmscan.analyse import SECTION_RESERVE
+from slmscan.engine import load_engine
+from slmscan.enginebench import measure_rates
 from slmscan.scanner import resolve_model
 
 ROOT = Path(__file__).resolve().parents[1]
 TYPES = ("f16", "q8_0")
 
 
-def _rates(engine: Engine, tokens: list[int], steps: int) -> tuple[float, float]:
-    engine.rewind(0)
-    engine.feed(tokens, kind="prompt")
-    start = time.perf_counter()
-    engine.flush()
-    prefill = len(tokens) / (time.perf_counter() - start)
-    start = time.perf_counter()
-    for _ in range(steps):
-        engine.feed([int(engine.logits().argmax())], kind="fed")
-    engine.flush()
-    return prefill, steps / (time.perf_counter() - start)
-
-
 def measure(model: str, text: str, depth: int, steps: int, rounds: int) -> list[str]:
     """Markdown rows: model, key type, prefill and decode tok/s, and the ratio to f16."""
     _, path = resolve_model(model)
     threads = config.default_threads()
+    # measure_rates keeps SECTION_RESERVE free, as a card does: the whole prefix fits.
+    n_ctx = depth + SECTION_RESERVE + steps
     engines = {
-        kind: load_engine(path, n_ctx=depth + steps + 16, threads=threads, key_cache=kind)
-        for kind in TYPES
+        kind: load_engine(path, n_ctx=n_ctx, threads=threads, key_cache=kind) for kind in TYPES
     }
-    tokens = [*engines["f16"].bos(), *engines["f16"].text_tokens(text)][:depth]
+    tokens = engines["f16"].text_tokens(text)[: depth - len(engines["f16"].bos())]
     results: dict[str, list[tuple[float, float]]] = {kind: [] for kind in TYPES}
     for r in range(rounds):
         for kind in TYPES if r % 2 == 0 else reversed(TYPES):
-            results[kind].append(_rates(engines[kind], tokens, steps))
+            _, prefill, decode = measure_rates(engines[kind], tokens, steps)
+            results[kind].append((prefill, decode))
     for engine in engines.values():
         engine.close()
     medians = {

@@ -17,6 +17,7 @@ import platform
 import statistics
 from pathlib import Path
 
+from slmscan.analyse import SECTION_RESERVE
 from slmscan.engine import load_engine
 from slmscan.enginebench import measure_rates
 from slmscan.extract import extract_article
@@ -39,7 +40,9 @@ def longest_page(corpus: Path) -> str:
 def measure(model: str, text: str, depth: int, decode: int, rounds: int) -> list[str]:
     """Markdown rows: model, threads, prefill and decode tokens/s (median of the rounds)."""
     _, path = resolve_model(model)
-    engines = {n: load_engine(path, n_ctx=depth + decode + 16, threads=n) for n in THREADS}
+    # measure_rates keeps SECTION_RESERVE free, as a card does: the whole prefix fits.
+    n_ctx = depth + SECTION_RESERVE + decode
+    engines = {n: load_engine(path, n_ctx=n_ctx, threads=n) for n in THREADS}
     tokens = engines[1].text_tokens(text)[:depth]
     rates: dict[int, list[tuple[float, float]]] = {n: [] for n in THREADS}
     for i in range(rounds):

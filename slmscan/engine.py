@@ -82,7 +82,7 @@ class Engine:
                 model_path=str(self.path),
                 n_ctx=self.n_ctx,
                 n_batch=512,
-                # Decoding gains from a second thread as prefill does: 1.65-1.8x with 2
+                # Decoding gains from a second thread as prefill does: 1.35-1.6x with 2
                 # (benchmarks/results/threads.md).
                 n_threads=self.threads,
                 n_threads_batch=self.threads,
