@@ -13,9 +13,7 @@ unique), so every row's quote is a real span of the text by construction.
 
 from __future__ import annotations
 
-import functools
 import re
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -93,22 +91,6 @@ class _Draft:
     runs: list[SectionRun] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-    def merge(self, other: _Draft) -> None:
-        """Add what another draft (of one section, or one part) holds."""
-        self.keywords += other.keywords
-        self.themes += other.themes
-        for mine, theirs in (
-            (self.category_votes, other.category_votes),
-            (self.type_votes, other.type_votes),
-        ):
-            for name, vote in theirs.items():
-                mine[name] = mine.get(name, 0.0) + vote
-        self.summaries += other.summaries
-        for section, rows in other.rows.items():
-            self.rows.setdefault(section, []).extend(rows)
-        self.runs += other.runs
-        self.notes += other.notes
-
 
 class _Prompter:
     """Feeds prompts for one model family and runs sections on a shared document prefix."""
@@ -117,17 +99,24 @@ class _Prompter:
         self.engine = engine
         self.fmt = fmt
         self.prompts = prompts
+        self.template_tokens = 0
 
     def feed_markup(self, text: str) -> None:
-        self.engine.feed(self.engine.markup_tokens(text), kind="template")
+        tokens = self.engine.markup_tokens(text)
+        self.template_tokens += len(tokens)
+        self.engine.feed(tokens, kind="prompt")
 
     def feed_text(self, text: str) -> None:
-        self.engine.feed(self.engine.text_tokens(text), kind="template")
+        tokens = self.engine.text_tokens(text)
+        self.template_tokens += len(tokens)
+        self.engine.feed(tokens, kind="prompt")
 
     def start_document(self, document_tokens: list[int]) -> int:
         """Evaluate the shared prefix; returns the position every section starts from."""
         self.engine.rewind(0)
-        self.engine.feed(self.engine.bos(), kind="template")
+        header = self.engine.bos()
+        self.template_tokens += len(header)
+        self.engine.feed(header, kind="prompt")
         if self.fmt.system_in_user:
             self.feed_markup(self.fmt.user_start)
             self.feed_text(SYSTEM + "\n\nDocument:\n")
@@ -171,19 +160,6 @@ def summary_problem(
     return None
 
 
-def _serialised(progress: Callable[[str], None] | None) -> Callable[[str], None] | None:
-    """`progress`, callable from several lanes' threads at once (its reports never overlap)."""
-    if progress is None:
-        return None
-    lock = threading.Lock()
-
-    def say(step: str) -> None:
-        with lock:
-            progress(step)
-
-    return say
-
-
 def _clean(text: str) -> str:
     text = re.sub(r"\s+", " ", text).strip(" \"'-:;,")
     return text
@@ -222,6 +198,7 @@ class Analyser:
         started = time.perf_counter()
         engine = self.engine
         before = engine.counters.snapshot()
+        self.prompter.template_tokens = 0
         document_tokens = engine.text_tokens(article.text)
         parts = self._split(article.text, len(document_tokens))
         draft = _Draft()
@@ -235,17 +212,11 @@ class Analyser:
                 Sentence(s.start + offset, s.end + offset, s.text)
                 for s in split_sentences(part_text)
             ]
-            part = f" (part {index + 1}/{len(parts)})" if len(parts) > 1 else ""
-            say = _serialised(progress)
-            jobs = [
-                functools.partial(
-                    self._run_section, section, base, sentences, len(part_text), say, part
-                )
-                for section in self.sections
-            ]
-            # Sections run at once in the engine's lanes; their drafts are merged in card order.
-            for section_draft in engine.in_lanes(base, jobs):
-                draft.merge(section_draft)
+            for section in self.sections:
+                if progress:
+                    part = f" (part {index + 1}/{len(parts)})" if len(parts) > 1 else ""
+                    progress(f"{section}{part}")
+                self._run_section(section, base, sentences, draft, len(part_text))
             if index == 0 and not title:
                 title = self._title(base)
         if len(parts) > 1 and "summary" in self.sections:
@@ -278,20 +249,12 @@ class Analyser:
     # --- sections -----------------------------------------------------------------------------
 
     def _run_section(
-        self,
-        section: str,
-        base: int,
-        sentences: list[Sentence],
-        n_chars: int,
-        progress: Callable[[str], None] | None,
-        part: str,
-    ) -> _Draft:
-        if progress:
-            progress(f"{section}{part}")
+        self, section: str, base: int, sentences: list[Sentence], draft: _Draft, n_chars: int
+    ) -> None:
         engine = self.engine
         engine.rewind(base)
-        draft = _Draft()
-        before = engine.lane_counters.snapshot()
+        before = engine.counters.snapshot()
+        template_before = self.prompter.template_tokens
         started = time.perf_counter()
         notes: list[str] = []
         prompt = SECTION_PROMPTS[section]
@@ -308,7 +271,7 @@ class Analyser:
             if not sentences:
                 notes.append("no rows: the document has no sentences to quote")
             draft.rows.setdefault(section, []).extend(rows)
-        used = engine.lane_counters.since(before)
+        used = engine.counters.since(before)
         draft.runs.append(
             SectionRun(
                 section=section,
@@ -317,11 +280,10 @@ class Analyser:
                 fed_tokens=used.fed,
                 decoded_tokens=used.decoded,
                 seconds=round(time.perf_counter() - started, 3),
-                template_tokens=used.template,
+                template_tokens=self.prompter.template_tokens - template_before,
                 notes=notes,
             )
         )
-        return draft
 
     def _keywords(self, prompt: str, n_chars: int, text: str) -> list[str]:
         """Keywords chosen by the model among candidate phrases of the document."""
@@ -543,9 +505,8 @@ class Analyser:
                 sampling={"method": "greedy, constrained per field", "temperature": 0},
                 n_ctx=self.engine.n_ctx,
                 threads=self.engine.threads,
-                lanes=self.engine.lanes,
                 document_tokens=len(document_tokens),
-                template_tokens=used.template,
+                template_tokens=self.prompter.template_tokens,
                 prompt_tokens=used.prompt,
                 fed_tokens=used.fed,
                 decoded_tokens=used.decoded,

@@ -144,7 +144,6 @@ class Provenance(_Strict):
     sampling: dict[str, float | int | str]
     n_ctx: int
     threads: int
-    lanes: int = Field(default=1, ge=1, description="sections decoded at once")
     document_tokens: int
     template_tokens: int
     prompt_tokens: int = Field(description="prompt tokens evaluated for the whole card")

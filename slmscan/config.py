@@ -19,8 +19,6 @@ ENVIRONMENT: dict[str, str] = {
     "SLMSCAN_OFFLINE": "1 refuses every network access (URLs and model downloads)",
     "SLMSCAN_PROMPTS": "folder of prompt templates that override the built-in ones",
     "SLMSCAN_THREADS": "CPU threads for llama.cpp (default: all cores, at most 4)",
-    "SLMSCAN_LANES": "card sections decoded at once over the shared document (default 4; 1 "
-    "decodes them one after the other)",
     "SLMSCAN_MAX_CONTEXT": "largest context window slmscan asks for, in tokens (default 8192)",
     "SLMSCAN_DEBUG": "1 shows Python tracebacks instead of one-line errors",
     "SLMSCAN_ALLOW_PRIVATE": "1 lets URLs reach private, loopback and link-local addresses "
@@ -110,14 +108,6 @@ def default_threads() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def lanes() -> int:
-    """Sections decoded at once (SLMSCAN_LANES): one llama.cpp call carries a token of each."""
-    env = os.environ.get("SLMSCAN_LANES")
-    if env and env.strip().isdigit() and int(env) > 0:
-        return min(int(env), 8)
-    return 4
-
-
 def max_context() -> int:
     """The largest context window slmscan asks llama.cpp for."""
     env = os.environ.get("SLMSCAN_MAX_CONTEXT")
@@ -156,5 +146,4 @@ class ScanSettings:
     seed: int = 0
     sections: tuple[str, ...] = ()
     threads: int = field(default_factory=default_threads)
-    lanes: int = field(default_factory=lanes)
     max_context: int = field(default_factory=max_context)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from . import config
-from .analyse import SECTION_RESERVE, SECTIONS, Analyser, ModelInfo
+from .analyse import SECTIONS, Analyser, ModelInfo
 from .card import Card
 from .document import Article
 from .errors import ModelError, PromptError, SlmscanError, UsageError
@@ -102,8 +102,6 @@ class Scanner:
                 n_ctx=n_ctx,
                 threads=self.options.threads or config.default_threads(),
                 seed=self.options.seed,
-                lanes=config.lanes(),
-                lane_tokens=SECTION_RESERVE,
             )
             self._analyser = Analyser(
                 engine,

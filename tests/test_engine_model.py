@@ -27,13 +27,13 @@ def engine(smol_scanner: Scanner) -> Iterator[Engine]:
 def evals(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The size of every llama.cpp evaluation the engine makes."""
     sizes: list[int] = []
-    original = engine._decode
+    original = engine._llm.eval
 
-    def counted(entries: Sequence[tuple[int, int, int, bool]]) -> float:
-        sizes.append(len(entries))
-        return original(entries)
+    def counted(tokens: Sequence[int]) -> None:
+        sizes.append(len(tokens))
+        original(tokens)
 
-    monkeypatch.setattr(engine, "_decode", counted)
+    monkeypatch.setattr(engine._llm, "eval", counted)
     return sizes
 
 
