@@ -1,9 +1,9 @@
-"""Shipped weights against their Q8_0 conversion: evaluation speed by batch size, and fidelity.
+"""Shipped weights against a conversion: evaluation speed by batch size, and fidelity.
 
-llama.cpp has batched kernels on x86 for Q8_0 but not for Q4_1, the bundled SmolLM2's type:
-would slmscan gain by converting the file once to Q8_0 (llama_model_quantize, a second) and
-loading that? For each model this measures both files in one process, alternating which goes
-first each round:
+llama.cpp has batched kernels on x86 for Q8_0, and repacks Q4_0 for AVX2, but does neither for
+Q4_1, the bundled SmolLM2's type: would slmscan gain by converting the file once (`--to q8_0`
+or `--to q4_0`; llama_model_quantize, a second) and loading that? For each model this measures
+both files in one process, alternating which goes first each round:
 
 - **tok/s by batch size**: after a 1000-token prefix of the corpus's longest page, batches of
   1 (a decode step), 4 (a label), 16, 64 and 256 tokens (instructions, documents);
@@ -41,10 +41,13 @@ BATCHES = (1, 4, 16, 64, 256)
 PREFIX = 1000
 
 
-def to_q8_0(source: Path, target: Path) -> None:
-    """Write `target` as `source` converted to Q8_0."""
+TYPES = {"q8_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0, "q4_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0}
+
+
+def convert(source: Path, target: Path, kind: str) -> None:
+    """Write `target` as `source` converted to `kind` (a key of TYPES)."""
     params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0
+    params.ftype = TYPES[kind]
     params.allow_requantize = True
     params.nthread = config.default_threads()
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -52,7 +55,7 @@ def to_q8_0(source: Path, target: Path) -> None:
     if llama_cpp.llama_model_quantize(
         str(source).encode(), str(partial).encode(), ctypes.byref(params)
     ):
-        raise SystemExit(f"{source}: llama.cpp could not convert it to Q8_0")
+        raise SystemExit(f"{source}: llama.cpp could not convert it to {kind.upper()}")
     partial.replace(target)
 
 
@@ -127,18 +130,18 @@ def _agreement_row(model: str, what: str, figures: tuple[int, int, float, float]
     return f"| {model} | {what} | {same}/{total} ({same / total:.1%}) | {median:.2f} | {p99:.2f} |"
 
 
-def measure(model: str, corpus: Path, rounds: int) -> tuple[list[str], list[str]]:
+def measure(model: str, corpus: Path, rounds: int, kind: str) -> tuple[list[str], list[str]]:
     """Markdown rows: tok/s of each file by batch size; agreement of their predictions."""
     _, path = resolve_model(model)
-    converted = config.cache_dir() / f"{path.stem}.q8_0-measured.gguf"
+    converted = config.cache_dir() / f"{path.stem}.{kind}-measured.gguf"
     if not converted.is_file():
-        to_q8_0(path, converted)
+        convert(path, converted, kind)
     speed = rates({"shipped": path, "converted": converted}, longest_page(corpus), rounds)
     name = f"{model} ({check_gguf(path).quantisation})"
     rates_rows = []
     for size in BATCHES:
-        shipped, q8 = speed[("shipped", size)], speed[("converted", size)]
-        rates_rows.append(f"| {name} | {size} | {shipped:.0f} | {q8:.0f} | {q8 / shipped:.2f}× |")
+        old, new = speed[("shipped", size)], speed[("converted", size)]
+        rates_rows.append(f"| {name} | {size} | {old:.0f} | {new:.0f} | {new / old:.2f}× |")
     pages = sorted((corpus / "html").glob("*.html"))[:8]
     texts = [extract_article(read_source(str(page), offline=True)).text for page in pages]
     reference = _predict(path, texts, 512)
@@ -146,7 +149,9 @@ def measure(model: str, corpus: Path, rounds: int) -> tuple[list[str], list[str]
         _agreement_row(
             name, "shipped, in batches of 8", agreement(reference, _predict(path, texts, 8))
         ),
-        _agreement_row(name, "Q8_0 copy", agreement(reference, _predict(converted, texts, 512))),
+        _agreement_row(
+            name, f"{kind.upper()} copy", agreement(reference, _predict(converted, texts, 512))
+        ),
     ]
     return rates_rows, agreement_rows
 
@@ -156,24 +161,26 @@ def main() -> None:
     parser.add_argument("--model", action="append", help="model id or .gguf (repeatable)")
     parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpus")
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--to", choices=sorted(TYPES), default="q8_0", help="type of the copy")
     args = parser.parse_args()
+    kind = args.to.upper()
     rates_rows: list[str] = []
     agreement_rows: list[str] = []
     for model in args.model or [config.default_model()]:
-        speed, agree = measure(model, args.corpus, args.rounds)
+        speed, agree = measure(model, args.corpus, args.rounds, args.to)
         rates_rows += speed
         agreement_rows += agree
     lines = [
-        "# Shipped weights against their Q8_0 conversion",
+        f"# Shipped weights against their {kind} conversion",
         "",
         f"`python benchmarks/weights.py`, {args.rounds} rounds, alternating which file goes "
         f"first; {os.cpu_count()} cores, {platform.machine()}, {config.default_threads()} "
-        f"llama.cpp threads. The Q8_0 copy is written once to $SLMSCAN_CACHE.",
+        f"llama.cpp threads. The {kind} copy is written once to $SLMSCAN_CACHE.",
         "",
         f"Evaluation speed: batches evaluated after a {PREFIX}-token prefix of the corpus's "
         "longest page, medians of the rounds.",
         "",
-        "| model | batch (tokens) | shipped tok/s | Q8_0 tok/s | Q8_0 ÷ shipped |",
+        f"| model | batch (tokens) | shipped tok/s | {kind} tok/s | {kind} ÷ shipped |",
         "|---|---:|---:|---:|---:|",
         *rates_rows,
         "",
