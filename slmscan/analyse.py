@@ -505,6 +505,7 @@ class Analyser:
                 sampling={"method": "greedy, constrained per field", "temperature": 0},
                 n_ctx=self.engine.n_ctx,
                 threads=self.engine.threads,
+                key_cache=self.engine.key_cache,
                 document_tokens=len(document_tokens),
                 template_tokens=self.prompter.template_tokens,
                 prompt_tokens=used.prompt,

@@ -281,6 +281,7 @@ def run_identity(options: ScanOptions) -> dict[str, Any]:
         sections=sections,
         threads=options.threads or config.default_threads(),
     )
+    engine: dict[str, str] = {}
     if options.model == FAKE_MODEL_ID:
         model = FAKE_MODEL_ID
     else:
@@ -290,9 +291,12 @@ def run_identity(options: ScanOptions) -> dict[str, Any]:
         manifest, path = resolve_model(options.model or config.default_model())
         # The pinned sha256 when there is one: the worker verifies the file against it.
         model = expected_sha256(manifest) or file_sha256(path)
+        if manifest.key_cache != "f16":  # named only when not the default, so that the
+            engine["key_cache"] = manifest.key_cache  # journals of f16 models stay valid
     return {
         "slmscan": __version__,
         "model_sha256": model,
+        **engine,
         "prompts": prompts,
         "settings": asdict(settings),
     }

@@ -144,6 +144,7 @@ class Provenance(_Strict):
     sampling: dict[str, float | int | str]
     n_ctx: int
     threads: int
+    key_cache: str = Field(default="f16", description="type of the attention keys cached")
     document_tokens: int
     template_tokens: int
     prompt_tokens: int = Field(description="prompt tokens evaluated for the whole card")

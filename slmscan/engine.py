@@ -70,7 +70,7 @@ class Engine:
     n_ctx: int
     threads: int
     seed: int = 0
-    key_cache: str = "f16"  # or "q8_0": measured by benchmarks/key_cache.py, not yet adopted
+    key_cache: str = "f16"  # or "q8_0", as the model's manifest says
     counters: Counters = field(default_factory=Counters)
 
     def __post_init__(self) -> None:

@@ -193,6 +193,7 @@ class BenchRun:
     llama_cpp_version: str
     usual_api: str
     usual_max_tokens: int
+    key_cache: str = "f16"  # attention keys cached as, both ways
     reference_prefill_rate: float = 0.0  # 512 tokens from position 0
     reference_decode_rate: float = 0.0  # 64 argmax tokens after them
     # Was the machine ours? Process CPU time ÷ (wall time × threads) over the run (near 1 when
@@ -395,7 +396,14 @@ class UsualWay:
     """Cards the usual way: one schema-constrained llama-cpp-python call per section."""
 
     def __init__(
-        self, path: Path, *, n_ctx: int, threads: int, chat: bool, max_tokens: int
+        self,
+        path: Path,
+        *,
+        n_ctx: int,
+        threads: int,
+        chat: bool,
+        max_tokens: int,
+        key_cache: str = "f16",
     ) -> None:
         import llama_cpp
 
@@ -407,6 +415,8 @@ class UsualWay:
             n_ctx=n_ctx,
             n_threads=threads,
             n_threads_batch=threads,
+            # The same key cache as slmscan's engine, so that the comparison is of the method.
+            type_k=llama_cpp.GGML_TYPE_Q8_0 if key_cache == "q8_0" else None,
             verbose=False,
         )
 
@@ -633,6 +643,7 @@ def run_engine_bench(
             threads=threads,
             chat=manifest.family != "completion",
             max_tokens=usual_max_tokens,
+            key_cache=manifest.key_cache,
         )
         try:
             run = BenchRun(
@@ -645,6 +656,7 @@ def run_engine_bench(
                 if usual.chat
                 else "create_completion + LlamaGrammar.from_json_schema",
                 usual_max_tokens=usual_max_tokens,
+                key_cache=manifest.key_cache,
             )
             run.load_start = os.getloadavg()[0]
             run_started, cpu_started = time.perf_counter(), time.process_time()

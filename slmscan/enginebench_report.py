@@ -46,7 +46,8 @@ def render_table(run: BenchRun, plot_name: str | None = None) -> str:
     lines = [
         f"# Engine benchmark: {run.model}",
         "",
-        f"Model file `{run.model_file}`, {run.threads} threads, n_ctx {run.n_ctx}, "
+        f"Model file `{run.model_file}`, {run.threads} threads, n_ctx {run.n_ctx}, attention "
+        f"keys cached as {run.key_cache}, "
         f"llama-cpp-python {run.llama_cpp_version}; {len(done)} pages, both ways in one process "
         "on the same model file, alternating which way goes first.",
         "",

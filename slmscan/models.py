@@ -63,6 +63,9 @@ class PathSource(_Strict):
 Source = Annotated[HubSource | PackageSource | PathSource, Field(discriminator="kind")]
 
 
+KeyCache = Literal["f16", "q8_0"]
+
+
 class Manifest(_Strict):
     """What slmscan knows about one model before it loads it."""
 
@@ -80,6 +83,11 @@ class Manifest(_Strict):
     quantisation: str
     context_trained: int = Field(ge=256)
     context_suggested: int = Field(ge=256)
+    key_cache: KeyCache = Field(
+        default="f16",
+        description="type of the attention keys llama.cpp caches; q8_0 where it was measured "
+        "to make cards faster at the same quality (benchmarks/results/key-cache.md)",
+    )
     notes: str = ""
 
     @property

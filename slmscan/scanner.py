@@ -102,6 +102,7 @@ class Scanner:
                 n_ctx=n_ctx,
                 threads=self.options.threads or config.default_threads(),
                 seed=self.options.seed,
+                key_cache=manifest.key_cache,
             )
             self._analyser = Analyser(
                 engine,

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 from field_reports import variation
+from hub_server import write_tiny_gguf
 
-from slmscan.batch import CARDS_JSONL, INDEX_MD, SIGNALS_CSV, _csv_cell, run_batch
+from slmscan.batch import CARDS_JSONL, INDEX_MD, SIGNALS_CSV, _csv_cell, run_batch, run_identity
 from slmscan.card import Card
 from slmscan.errors import SourceError
 from slmscan.journal import JOURNAL_NAME, Journal
@@ -183,6 +184,14 @@ def test_rerun_skips_what_is_done_and_redoes_what_changed(tmp_path: Path) -> Non
 
     reseeded = slmscan(*args, "--seed", "7")
     assert "4 carded, 0 already done" in reseeded.stderr
+
+
+def test_the_key_cache_is_part_of_a_run_identity_only_when_not_f16(tmp_path: Path) -> None:
+    assert run_identity(ScanOptions(model="smollm2-135m"))["key_cache"] == "q8_0"
+    # A model with f16 keys keeps the identity it had before key types were named.
+    plain = run_identity(ScanOptions(model=str(write_tiny_gguf(tmp_path / "tiny.gguf"))))
+    assert "key_cache" not in plain and set(plain) == {"slmscan", "model_sha256", "prompts",
+                                                       "settings"}  # fmt: skip
 
 
 def test_outputs_agree_with_the_cards(tmp_path: Path) -> None:

@@ -93,6 +93,22 @@ def test_user_manifests_cannot_shadow_a_model_by_accident() -> None:
     assert find_manifest("mine").source == HubSource(kind="hub", repo="o/r-GGUF", filename="x.gguf")
 
 
+def test_keys_are_cached_as_f16_unless_the_manifest_says_q8_0(tmp_path: Path) -> None:
+    assert hub_manifest("o/r-GGUF", "r-Q4_K_M.gguf").key_cache == "f16"
+    # q8_0 only where benchmarks/results/key-cache.md measured it faster at the same quality
+    assert {m.id: m.key_cache for m in list_manifests() if m.id in BUNDLED} == {
+        "smollm2-135m": "q8_0",
+        "gemma3-270m": "f16",
+    }
+    path = tmp_path / "m.toml"
+    text = manifest_toml(hub_manifest("o/r-GGUF", "r-Q4_K_M.gguf"))
+    assert 'key_cache = "f16"' in text  # written out, so that a user sees where to change it
+    path.write_text(text.replace('key_cache = "f16"', 'key_cache = "q4_0"'))
+    with pytest.raises(UsageError) as caught:
+        load_manifest(path)
+    assert "key_cache" in caught.value.message
+
+
 # --- prompt family from the vocabulary ----------------------------------------------------------
 
 

@@ -74,6 +74,7 @@ def test_document_is_evaluated_once(sample_card: Card) -> None:
     assert p.prompt_tokens <= 1.2 * p.document_tokens + p.template_tokens
     assert sum(s.prompt_tokens for s in p.sections) + p.document_tokens >= p.prompt_tokens - 200
     assert p.model_sha256 == "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+    assert p.key_cache == "q8_0"  # from the model's manifest, through the engine
 
 
 def _content(card: Card) -> dict[str, object]:
