@@ -475,8 +475,7 @@ class Analyser:
         tables = {}
         for section, row_type in _ROW_TYPES.items():
             rows = [row_type.model_validate(row) for row in draft.rows.get(section, [])]
-            rows = dedupe_rows(verify_rows(rows, article.text))
-            rows.sort(key=lambda r: -r.relevancy)
+            rows = dedupe_rows(verify_rows(rows, article.text))  # most relevant first
             tables[section] = rows[: _ROWS[section] * 2]
         summary = draft.summaries[0] if draft.summaries else None
         return Card(

@@ -87,7 +87,7 @@ class Engine:
                 n_threads=self.threads,
                 n_threads_batch=self.threads,
                 seed=self.seed,
-                type_k=llama_cpp.GGML_TYPE_Q8_0 if self.key_cache == "q8_0" else None,
+                type_k=key_type(self.key_cache),
                 swa_full=True,  # sliding-window models (Gemma 3) need the whole prefix to rewind
                 verbose=False,
             )
@@ -306,6 +306,13 @@ class Engine:
     def close(self) -> None:
         """Free the model and its context."""
         self._llm.close()
+
+
+def key_type(key_cache: str) -> int | None:
+    """llama.cpp's type for a manifest's `key_cache` (None: its default, f16)."""
+    import llama_cpp
+
+    return llama_cpp.GGML_TYPE_Q8_0 if key_cache == "q8_0" else None
 
 
 def load_engine(

@@ -407,6 +407,8 @@ class UsualWay:
     ) -> None:
         import llama_cpp
 
+        from .engine import key_type
+
         self.chat = chat
         self.max_tokens = max_tokens
         self.n_ctx = n_ctx
@@ -416,7 +418,7 @@ class UsualWay:
             n_threads=threads,
             n_threads_batch=threads,
             # The same key cache as slmscan's engine, so that the comparison is of the method.
-            type_k=llama_cpp.GGML_TYPE_Q8_0 if key_cache == "q8_0" else None,
+            type_k=key_type(key_cache),
             verbose=False,
         )
 
