@@ -17,6 +17,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help: rendering it with rich costs more than the 0.3 s --help may take.
+    rich_markup_mode=None,
 )
 
 T = TypeVar("T")

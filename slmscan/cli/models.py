@@ -14,7 +14,9 @@ from . import fail, run
 if TYPE_CHECKING:
     from ..models import Manifest
 
-app = typer.Typer(help="Manage the models slmscan can use.", no_args_is_help=True)
+app = typer.Typer(
+    help="Manage the models slmscan can use.", no_args_is_help=True, rich_markup_mode=None
+)
 
 Offline = Annotated[
     bool,
