@@ -32,11 +32,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from . import __version__
-from .analyse import SECTIONS
+from .analyse import SECTION_PROMPTS, SECTIONS
 from .card import Card
 from .document import Article
 from .errors import SlmscanError, UsageError
-from .quality import CardQuality, RunQuality, run_quality
+from .prompts import load_template
+from .quality import TABLES, CardQuality, RunQuality, run_quality
 
 _STDERR_TAIL = 4000  # bytes of a dead worker's stderr kept to find its reason
 
@@ -238,6 +239,11 @@ def load_documents(corpus: Path) -> list[Document]:
     return documents
 
 
+def table_examples() -> dict[str, str]:
+    """Each table's built-in prompt example, which its rows should not copy."""
+    return {table: load_template(SECTION_PROMPTS[table]).example_text for table in TABLES}
+
+
 def run_bench(
     options: BenchOptions,
     progress: ProgressCallback | None = None,
@@ -271,7 +277,7 @@ def run_bench(
             if skipped:
                 notify(Progress(model, skipped * options.repeat, error="not extracted"))
             result = run_model(model, articles, list(texts), options, Path(work), notify)
-            result.quality, result.card_quality = run_quality(result.cards, texts)
+            result.quality, result.card_quality = run_quality(result.cards, texts, table_examples())
             results.append(result)
     return BenchResult(
         options=options,

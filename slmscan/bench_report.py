@@ -27,6 +27,8 @@ QUALITY_COLUMNS: list[tuple[str, str]] = [
     ("evidence_verified", "evidence verified"),
     ("entity_grounding", "summary names found"),
     ("duplicate_rows", "duplicate rows"),
+    ("echo_rows", "echoing rows"),
+    ("example_rows", "example copies"),
     ("identifiability", "identifiable"),
 ]
 
@@ -40,9 +42,16 @@ DEFINITIONS = """\
   occur in their document.
 - **duplicate rows**: share of table rows that repeat an earlier row of the same table (same
   name, or 70% of the same words). Lower is better.
+- **echoing rows**: share of table rows in which one cell has half or more of the words of
+  another cell of the same row ("The court ruled" / "The court ruled that the court ruled").
+  Lower is better.
+- **example copies**: share of table rows that use a word (three letters or more, not a stop
+  word) of their section's prompt example that their document never uses: the example's topic
+  leaking into a card about something else. Lower is better.
 - **identifiable**: share of cards whose summary alone makes BM25 over all the folder's
   documents rank the card's own document first.
-- **quality index**: mean of the six, with duplicate rows counted as 1 − rate.
+- **quality index**: mean of the eight, with duplicate rows, echoing rows and example copies
+  counted as 1 − rate.
 - **s/card**: wall seconds per card, median (quartiles), every pass.
 - **load s**: seconds until the model is ready (file verified and loaded).
 - **prefill / decode tok/s**: from the engine's counters around each card. Prefill is every
@@ -196,20 +205,21 @@ def render_quality(result: BenchResult) -> str:
             out += [f"{q.cards} cards: {figures}; quality index {pct(q.index())}.", ""]
         out += [
             "| document | complete | keywords in text | evidence verified "
-            "| summary names found | duplicate rows | identifiable |",
-            "|:--|:-:|--:|--:|--:|--:|:-:|",
+            "| summary names found | duplicate rows | echoing rows | example copies "
+            "| identifiable |",
+            "|:--|:-:|--:|--:|--:|--:|--:|--:|:-:|",
         ]
         notes = []
         for doc in result.documents:
             f = m.card_quality.get(doc.key)
             if f is None:
-                out.append(f"| {_md(doc.key)} | no card | | | | | |")
+                out.append(f"| {_md(doc.key)} | no card | | | | | | | |")
                 continue
             out.append(
                 f"| {_md(doc.key)} | {'yes' if f.complete else 'no'} "
                 f"| {f.keywords_grounded}/{f.keywords} | {f.rows_verified}/{f.rows} "
                 f"| {f.claims_grounded}/{f.claims} | {f.duplicate_rows} "
-                f"| {'yes' if f.identifiable else 'no'} |"
+                f"| {f.echo_rows} | {f.example_rows} | {'yes' if f.identifiable else 'no'} |"
             )
             if f.missing:
                 notes.append(f"- {_md(doc.key)}: empty sections: {', '.join(f.missing)}")
@@ -380,6 +390,8 @@ def _card_html(card: Card, figures: CardQuality | None) -> str:
                 f" · evidence verified {figures.rows_verified}/{figures.rows}"
                 f" · summary names found {figures.claims_grounded}/{figures.claims}"
                 f" · duplicate rows {figures.duplicate_rows}"
+                f" · echoing rows {figures.echo_rows}"
+                f" · example copies {figures.example_rows}"
                 f" · identifiable: {'yes' if figures.identifiable else 'no'}"
             )
             + "</div>"

@@ -10,6 +10,10 @@ Per card (`card_quality`) and per run (`run_quality`):
   occur in the document;
 - duplicate rows: share of table rows that repeat an earlier row of the same table (same name,
   or near-identical name and description);
+- echoing rows: share of table rows in which one cell says (nearly) what another cell of the
+  same row says ("The court ruled" / "The court ruled that the court ruled");
+- example copies: share of table rows that use a word of their section's prompt example which
+  the document never uses (the example's topic leaking into a card about something else);
 - summary identifiability: does BM25 over the run's documents, queried with the card's summary
   alone, rank the card's own document strictly first.
 
@@ -24,6 +28,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from itertools import combinations
 
 from .card import Behavior, Card, Issue, Signal, Technology
 from .keyphrases import STOP_WORDS
@@ -32,6 +37,9 @@ _WORD = re.compile(r"[^\W_]+")
 # Typographic quotes, dashes and no-break spaces, and the plain characters they stand for.
 _QUOTES = str.maketrans("‘’‚′“”„″–—‑−\u00a0", "''''\"\"\"\"---- ")
 _SIMILAR = 0.7  # word-set overlap (Jaccard) at or above which two rows say the same thing
+# Lower for cells of one row: they are meant to say different things about one subject.
+_ECHO = 0.5
+_CELLS = ("name", "description", "change", "ten_year", "driving_force")
 # A name: a run of capitalised words; at a sentence start it must not be one ordinary word.
 _CAPITALISED = re.compile(r"\b[A-Z][\w'’-]*(?:[ \t]+[A-Z][\w'’-]*)*")
 _SENTENCE_END = re.compile(r"(?:^|[.!?][\"')\]”’]*\s+|\n\s*)$")
@@ -122,6 +130,26 @@ def duplicate_rows(rows: Sequence[object]) -> int:
     return duplicates
 
 
+def echo_rows(rows: Sequence[object]) -> int:
+    """How many rows fill a cell with (nearly) the words of another cell of the same row."""
+    echoing = 0
+    for row in rows:
+        cells = [_words(str(v)) for f in _CELLS if (v := getattr(row, f, None))]
+        if any(len(a & b) / max(1, len(a | b)) >= _ECHO for a, b in combinations(cells, 2)):
+            echoing += 1
+    return echoing
+
+
+def example_copies(rows: Sequence[object], example: str, document: str) -> int:
+    """How many rows use a word of the prompt's example that the document never uses."""
+    foreign = {w for w in _words(example) if len(w) >= 3 and w not in STOP_WORDS}
+    foreign -= _words(normalise(document))
+    return sum(
+        bool(foreign & set().union(*(_words(str(getattr(row, f, None) or "")) for f in _CELLS)))
+        for row in rows
+    )
+
+
 @dataclass(frozen=True)
 class CardQuality:
     """Counts behind one card's quality figures (rates are derived, so runs can add them up)."""
@@ -134,6 +162,8 @@ class CardQuality:
     rows_verified: int
     rows_flagged: int  # rows the pipeline itself marked `grounded: false`
     duplicate_rows: int
+    echo_rows: int
+    example_rows: int  # 0 when no examples were given
     claims: int
     claims_grounded: int
     unsupported_claims: tuple[str, ...]
@@ -144,11 +174,19 @@ class CardQuality:
         return asdict(self)
 
 
-def card_quality(card: Card, document: str) -> CardQuality:
-    """The quality counts of one card against the extracted text it was made from."""
+TABLES: tuple[str, ...] = ("signals", "behaviors", "technologies", "issues")
+
+
+def card_quality(
+    card: Card, document: str, examples: Mapping[str, str] | None = None
+) -> CardQuality:
+    """The quality counts of one card against the extracted text it was made from.
+
+    `examples`: each table's prompt example (table name to text), for `example_copies`.
+    """
     keyword_hits = sum(occurs(k, document) for k in card.keywords)
-    tables: list[Sequence[Row]] = [card.signals, card.behaviors, card.technologies, card.issues]
-    rows = [row for table in tables for row in table]
+    tables: dict[str, Sequence[Row]] = {name: getattr(card, name) for name in TABLES}
+    rows = [row for table in tables.values() for row in table]
     verified = sum(
         row.evidence is not None
         and evidence_match(row.evidence.quote, row.evidence.start, row.evidence.end, document)
@@ -165,7 +203,12 @@ def card_quality(card: Card, document: str) -> CardQuality:
         rows=len(rows),
         rows_verified=verified,
         rows_flagged=sum(not row.grounded for row in rows),
-        duplicate_rows=sum(duplicate_rows(table) for table in tables),
+        duplicate_rows=sum(duplicate_rows(table) for table in tables.values()),
+        echo_rows=echo_rows(rows),
+        example_rows=sum(
+            example_copies(table, (examples or {}).get(name, ""), document)
+            for name, table in tables.items()
+        ),
         claims=len(claims),
         claims_grounded=len(claims) - len(unsupported),
         unsupported_claims=unsupported,
@@ -220,16 +263,19 @@ class RunQuality:
     evidence_verified: float | None
     entity_grounding: float | None
     duplicate_rows: float | None
+    echo_rows: float | None
+    example_rows: float | None  # None when no examples were given
     identifiability: float | None
 
     def index(self) -> float | None:
-        """One number for charts: the mean of the six rates, duplicates counted as 1 - rate."""
+        """One number for charts: the mean of the rates, faults counted as 1 - rate."""
+        faults = [self.duplicate_rows, self.echo_rows, self.example_rows]
         rates = [
             self.schema_complete,
             self.keyword_grounding,
             self.evidence_verified,
             self.entity_grounding,
-            None if self.duplicate_rows is None else 1 - self.duplicate_rows,
+            *(None if r is None else 1 - r for r in faults),
             self.identifiability,
         ]
         known = [r for r in rates if r is not None]
@@ -245,25 +291,28 @@ def _rate(part: int, whole: int) -> float | None:
 
 
 def run_quality(
-    cards: Mapping[str, Card], documents: Mapping[str, str]
+    cards: Mapping[str, Card],
+    documents: Mapping[str, str],
+    examples: Mapping[str, str] | None = None,
 ) -> tuple[RunQuality, dict[str, CardQuality]]:
     """Figures of every card (keyed like `documents`) and of the run.
 
     `documents` is every document of the folder, including those without a card: they are
-    the haystack summaries must be identified in.
+    the haystack summaries must be identified in. `examples` as for `card_quality`; without
+    them the run has no example-copies figure.
     """
     keys = list(documents)
     index = Bm25([documents[k] for k in keys])
     per_card: dict[str, CardQuality] = {}
     for key, card in cards.items():
-        figures = card_quality(card, documents[key])
+        figures = card_quality(card, documents[key], examples)
         hit = index.top1(card.summary, keys.index(key))
         per_card[key] = CardQuality(**{**asdict(figures), "identifiable": hit})
-    return summarise(per_card.values()), per_card
+    return summarise(per_card.values(), examples=bool(examples)), per_card
 
 
-def summarise(figures: Iterable[CardQuality]) -> RunQuality:
-    """Add up per-card counts into the run's rates."""
+def summarise(figures: Iterable[CardQuality], examples: bool = False) -> RunQuality:
+    """Add up per-card counts into the run's rates (`examples`: were example copies counted)."""
     items = list(figures)
 
     def total(name: str) -> int:
@@ -277,5 +326,7 @@ def summarise(figures: Iterable[CardQuality]) -> RunQuality:
         evidence_verified=_rate(total("rows_verified"), total("rows")),
         entity_grounding=_rate(total("claims_grounded"), total("claims")),
         duplicate_rows=_rate(total("duplicate_rows"), total("rows")),
+        echo_rows=_rate(total("echo_rows"), total("rows")),
+        example_rows=_rate(total("example_rows"), total("rows")) if examples else None,
         identifiability=_rate(sum(bool(f.identifiable) for f in scored), len(scored)),
     )

@@ -9,7 +9,9 @@ from slmscan.quality import (
     Bm25,
     card_quality,
     duplicate_rows,
+    echo_rows,
     evidence_match,
+    example_copies,
     normalise,
     occurs,
     run_quality,
@@ -115,6 +117,36 @@ def test_duplicate_rows_same_name_or_near_identical_text() -> None:
     card = _card(COUNCIL, behaviors=rows, issues=[Issue(**rows[0].model_dump())])
     # A row repeated in another table is not a duplicate within its table.
     assert card_quality(card, COUNCIL).duplicate_rows == 2
+
+
+def test_echo_rows_cells_repeating_each_other() -> None:
+    rows = [
+        _quote_row(COUNCIL, "Riverton Council approved", name="The council approved a budget",
+                   description="The council approved the new budget"),  # 4 of 6 words shared
+        _quote_row(COUNCIL, "The budget moves", name="Library funding",
+                   description="Money for road repairs goes to the public library instead"),
+    ]  # fmt: skip
+    assert echo_rows(rows) == 1
+    card = _card(COUNCIL, behaviors=rows, issues=[], signals=[], technologies=[])
+    assert card_quality(card, COUNCIL).echo_rows == 1
+
+
+def test_example_copies_are_example_words_the_document_never_uses() -> None:
+    example = "Sales of electric bikes doubled last year.\nRise of electric bikes\nMore budget"
+    rows = [
+        _quote_row(COUNCIL, "The budget moves", name="Electric bikes for the library"),
+        # "budget" is in the example and in the document: the document's own word.
+        _quote_row(COUNCIL, "Riverton Council approved", name="A new budget",
+                   description="The council approved the budget on Monday"),
+    ]  # fmt: skip
+    assert example_copies(rows, example, COUNCIL) == 1
+    assert example_copies(rows, "", COUNCIL) == 0
+    card = _card(COUNCIL, behaviors=rows, issues=[], signals=[], technologies=[])
+    assert card_quality(card, COUNCIL, {"behaviors": example}).example_rows == 1
+    assert card_quality(card, COUNCIL, {"issues": example}).example_rows == 0  # other table
+    run, _ = run_quality({"a": card}, {"a": COUNCIL}, {"behaviors": example})
+    assert run.example_rows == 1 / 2
+    assert run_quality({"a": card}, {"a": COUNCIL})[0].example_rows is None  # not counted
 
 
 def test_schema_complete_needs_every_section() -> None:
