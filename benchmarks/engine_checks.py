@@ -9,7 +9,8 @@ For each model, in one run:
   of decode steps by plain argmax with no constraint. The order alternates from page to page.
   The rate is decode steps ÷ seconds, each step being one llama.cpp evaluation and one choice.
 - **peak resident memory** of `slmscan scan` on the corpus's longest page, in a fresh process,
-  against the bound: model file + KV cache (f16, at the context window `scan` asks for) + 500 MB.
+  against the bound: model file + KV cache (keys of the model's type, values f16, at the context
+  window `scan` asks for) + 500 MB.
 
 Then `slmscan --help` is timed in fresh processes (median of 7). Prints Markdown:
 
@@ -85,8 +86,13 @@ def decoding_rates(
     model: str, texts: list[tuple[str, str]], depth: int, max_tokens: int
 ) -> list[tuple[str, int, float, float]]:
     """Per page: (page, decode steps, constrained tok/s, raw tok/s), same steps both ways."""
-    _, path = resolve_model(model)
-    engine = load_engine(path, n_ctx=depth + max_tokens + 64, threads=config.default_threads())
+    manifest, path = resolve_model(model)
+    engine = load_engine(
+        path,
+        n_ctx=depth + max_tokens + 64,
+        threads=config.default_threads(),
+        key_cache=manifest.key_cache,
+    )
     rows = []
     for i, (name, text) in enumerate(texts):
         instruction = engine.text_tokens(_INSTRUCTION)
@@ -107,8 +113,13 @@ def decoding_rates(
     return rows
 
 
-def kv_cache_bytes(path: Path, n_ctx: int) -> int:
-    """The f16 KV cache of every layer at `n_ctx` tokens (sliding-window layers kept whole)."""
+# Bytes per cached element: q8_0 stores blocks of 32 values as 32 bytes and an f16 scale.
+ELEMENT_BYTES = {"f16": 2.0, "q8_0": 34 / 32}
+
+
+def kv_cache_bytes(path: Path, n_ctx: int, key_cache: str) -> int:
+    """The KV cache of every layer at `n_ctx` tokens (sliding-window layers kept whole): keys
+    of the manifest's type, values f16."""
     reader = GGUFReader(str(path))
 
     def value(key: str) -> int | None:
@@ -121,7 +132,8 @@ def kv_cache_bytes(path: Path, n_ctx: int) -> int:
     kv_heads = value("attention.head_count_kv") or heads
     head_k = value("attention.key_length") or (value("embedding_length") or 0) // heads
     head_v = value("attention.value_length") or head_k
-    return 2 * n_ctx * layers * kv_heads * (head_k + head_v)
+    per_token = ELEMENT_BYTES[key_cache] * head_k + ELEMENT_BYTES["f16"] * head_v
+    return round(n_ctx * layers * kv_heads * per_token)
 
 
 def peak_memory(model: str, page: Path) -> tuple[int, int, int, int]:
@@ -141,7 +153,8 @@ def peak_memory(model: str, page: Path) -> tuple[int, int, int, int]:
     code, peak_kib = (int(x) for x in out.stdout.split())
     if code:
         raise SystemExit(f"slmscan scan {page.name} --model {model} failed (exit {code})")
-    return peak_kib * 1024, path.stat().st_size, kv_cache_bytes(path, n_ctx), n_ctx
+    kv = kv_cache_bytes(path, n_ctx, manifest.key_cache)
+    return peak_kib * 1024, path.stat().st_size, kv, n_ctx
 
 
 def _slmscan() -> str:
@@ -218,18 +231,20 @@ def main() -> None:
         "## Peak resident memory of a scan",
         "",
         f"`slmscan scan {longest_page.name} --format json` (the corpus's longest page) in a "
-        "fresh process; peak RSS from `getrusage`. KV cache: f16 keys and values of every "
-        "layer at the context window `scan` asks for, from the GGUF header.",
+        "fresh process; peak RSS from `getrusage`. KV cache: keys of the model's type (its "
+        "manifest's `key_cache`) and f16 values of every layer at the context window `scan` "
+        "asks for, from the GGUF header.",
         "",
-        "| model | n_ctx | model file MB | KV cache MB | bound MB | peak RSS MB | result |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "| model | n_ctx | keys | model file MB | KV cache MB | bound MB | peak RSS MB | result |",
+        "|---|---:|---|---:|---:|---:|---:|---|",
     ]
     for model in models:
         peak, size, kv, n_ctx = peak_memory(model, longest_page)
         bound = size + kv + MEMORY_MARGIN
+        keys = resolve_model(model)[0].key_cache
         lines.append(
-            f"| {model} | {n_ctx} | {_mb(size)} | {_mb(kv)} | {_mb(bound)} | {_mb(peak)} | "
-            f"{_verdict(peak <= bound)} |"
+            f"| {model} | {n_ctx} | {keys} | {_mb(size)} | {_mb(kv)} | {_mb(bound)} | "
+            f"{_mb(peak)} | {_verdict(peak <= bound)} |"
         )
     help_time = help_seconds()
     lines += [
