@@ -59,6 +59,12 @@ TITLE_PROMPT = "write_title"
 _ROWS = {"signals": 4, "behaviors": 5, "technologies": 3, "issues": 5}
 _KEYWORDS, _THEMES = 7, 5
 _NAME_PENALTY = 2.0  # logit penalty on tokens already used in this table's names
+# Logit penalty on content words already written in the row: each cell should add something.
+_ECHO_PENALTY = 1.5
+# Logit penalty on words of the prompt's example that the document does not use: enough to
+# outweigh a tiny model's pull to copy them.
+_FOREIGN_PENALTY = 20.0
+_WORDS = re.compile(r"[a-z]+")
 # Words a card may always use even when its example had them and the document does not.
 _COMMON = frozenset(stems(" ".join(sorted(STOP_WORDS)).encode()))
 _SUMMARY_MIN_WORDS = 8
@@ -158,6 +164,12 @@ def summary_problem(
     if len(shared - _COMMON - prompt_stems) < _SUMMARY_MIN_SHARED:
         return "does not use the document's words"
     return None
+
+
+def _is_content(piece: bytes) -> bool:
+    """A token that carries meaning: a word of three letters or more, not a stop word."""
+    word = piece.strip().lower().decode("utf-8", "ignore")
+    return len(word) >= 3 and word.isalpha() and word not in STOP_WORDS
 
 
 def _clean(text: str) -> str:
@@ -379,7 +391,8 @@ class Analyser:
         self.prompter.start_answer(prompt, {"count": str(wanted)}, 'Evidence: "')
         options = [engine.text_tokens(s.text) for s in sentences]
         unused = set(range(len(sentences)))
-        penalties: dict[int, float] = {}
+        example = self._example_penalties(prompt)
+        penalties = dict(example)
         rows: list[dict[str, object]] = []
         fields = _TABLE_FIELDS[section]
         for i in range(wanted):
@@ -398,6 +411,7 @@ class Analyser:
                 "grounded": True,
             }
             self.prompter.label('"')
+            said = dict(example)  # and content tokens of this row's cells so far
             for key, label, limit in fields:
                 is_name = key == "name"
                 earlier = tuple(v.lower().encode() for v in row.values() if isinstance(v, str))
@@ -408,13 +422,15 @@ class Analyser:
                     avoid=earlier,
                     foreign=self._foreign(prompt),
                 )
-                value = self._field(label, constraint, limit, penalties if is_name else None)
+                value = self._field(label, constraint, limit, penalties if is_name else said)
                 if not value:
                     break
                 row[key] = value
-                if is_name:
-                    for token in engine.text_tokens(" " + value):
-                        penalties[token] = _NAME_PENALTY
+                for token in engine.text_tokens(" " + value):
+                    if is_name:
+                        penalties[token] = max(penalties.get(token, 0.0), _NAME_PENALTY)
+                    if _is_content(engine.piece(token)):
+                        said[token] = max(said.get(token, 0.0), _ECHO_PENALTY)
             else:
                 row["relevancy"] = self._relevancy()
                 rows.append(row)
@@ -452,6 +468,26 @@ class Analyser:
         """Words of the prompt's example that the document does not use: never to be written."""
         example = stems(self.prompts[prompt].example_text.encode())
         return frozenset(w for w in example if len(w) == 4 and w not in self._part_stems) - _COMMON
+
+    def _example_penalties(self, prompt: str) -> dict[int, float]:
+        """Logit penalties on the first token of each word of the prompt's example that the
+        document does not use: tiny models otherwise write about the example's topic.
+
+        Whole words, so that the short ones the stem filter misses ("car") count too; only
+        first tokens of three letters or more that begin no word of the document, so that no
+        word the document uses is held back.
+        """
+        document = set(_WORDS.findall(self._part_text.lower()))
+        words = set(_WORDS.findall(self.prompts[prompt].example_text.lower()))
+        words = (words | {w[:-1] for w in words if w.endswith("s")}) - document  # "cars": "car"
+        penalties: dict[int, float] = {}
+        for word in words - STOP_WORDS:
+            for variant in (" " + word, " " + word.capitalize()):
+                token = self.engine.text_tokens(variant)[0]
+                start = self.engine.piece(token).strip().lower().decode("utf-8", "ignore")
+                if len(start) >= 3 and not any(w.startswith(start) for w in document):
+                    penalties[token] = _FOREIGN_PENALTY
+        return penalties
 
     def _merge_summaries(self, draft: _Draft) -> None:
         joined = "\n".join(draft.summaries)

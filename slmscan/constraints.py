@@ -50,7 +50,7 @@ class FreeText:
         if _LEAK.match((text + piece).lstrip()):
             return False  # list numbers, labels and quotes are the prompt's format leaking in
         words = stems(text + piece)
-        if len(words) >= 2 and any(stems(a)[: len(words)] == words for a in self.avoid):
+        if len(words) >= 2 and any(_starts_like(words, stems(a)) for a in self.avoid):
             return False  # small models fill a field with the one before it
         if any(len(w) == 4 and w in self.foreign for w in words[-2:]):
             return False  # ... or with the example's topic, which the document never mentions
@@ -69,6 +69,21 @@ class FreeText:
         if self.sentences is None:
             return len(text) >= self.max_chars
         return len(_SENTENCE_END.findall(text)) >= self.sentences or len(text) >= self.max_chars
+
+
+def _starts_like(words: list[bytes], earlier: list[bytes]) -> bool:
+    """Do `words` begin as `earlier` does, the last of them perhaps a word still being written?
+
+    Refusing a copy only once its word is complete would leave the model half a word it can
+    only finish as a non-word ("The app" + "y court"); refused at its first piece, it takes
+    another word.
+    """
+    n = len(words)
+    return (
+        len(earlier) >= n
+        and earlier[: n - 1] == words[:-1]
+        and earlier[n - 1].startswith(words[-1])
+    )
 
 
 def is_placeholder(text: str) -> bool:

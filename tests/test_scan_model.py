@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import socket
@@ -248,3 +249,40 @@ def test_a_summary_still_bad_after_the_retry_is_kept_with_a_note(
     assert card.summary == "100 words to 150 words"
     assert sum(t.startswith("(Summary again: is too short.") for t in fed) == 1
     assert card.provenance.sections[0].notes == ["the summary is too short, also after one retry"]
+
+
+def test_cells_are_held_back_from_the_example_and_from_the_row_so_far(
+    smol_scanner: Scanner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The behaviors example is about commuters' cars, which the sample never mentions; before
+    these penalties the model wrote "Part-time car use" into the sample's card."""
+    from slmscan.analyse import _is_content
+
+    analyser, fed = _one_section(smol_scanner, monkeypatch, "behaviors", lambda _: None)
+    engine = analyser.engine
+    answer = engine.generate
+    calls: list[tuple[str, dict[int, float], str]] = []
+
+    def spy(constraint: FreeText, max_tokens: int, penalties: dict[int, float] | None = None):
+        given = dict(penalties or {})
+        value = answer(constraint, max_tokens, penalties)
+        calls.append((fed[-1], given, value))
+        return value
+
+    monkeypatch.setattr(engine, "generate", spy)
+    card = analyser.analyse(_article(SAMPLE))
+    assert card.behaviors and calls
+    assert "car" not in re.findall(r"[a-z]+", SAMPLE.read_text().lower())
+    car, library = engine.text_tokens(" car")[0], engine.text_tokens(" library")[0]
+    assert all(p.get(car, 0) >= 20 and library not in p for _, p, _ in calls)
+    for row in card.behaviors:
+        assert not re.search(r"\bcars?\b", f"{row.name} {row.description}".lower())
+    # Each description is held back from the content words of its row's name.
+    checked = 0
+    for (label, _, name), (next_label, penalties, _) in itertools.pairwise(calls):
+        if label == "\nBehavior:" and next_label == "\nDescription:":
+            tokens = engine.text_tokens(" " + name.strip())
+            content = [t for t in tokens if _is_content(engine.piece(t))]
+            assert all(penalties.get(t, 0) > 0 for t in content)
+            checked += bool(content)
+    assert checked

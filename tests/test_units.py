@@ -50,6 +50,15 @@ def test_free_text_refuses_table_and_markup_characters() -> None:
     assert not text.finished(b" One sentence")
 
 
+def test_free_text_refuses_to_start_as_an_earlier_cell_from_the_first_piece() -> None:
+    cell = FreeText(avoid=(b"the appellate court ruled",))
+    assert cell.allows(b"", b"The")
+    assert not cell.allows(b"The", b" app")  # would have to become "appellate" or a non-word
+    assert cell.allows(b"The", b" court")
+    assert cell.allows(b"The court", b" ruled")  # a different start may go on as it likes
+    assert FreeText(avoid=(b"the appellate",)).allows(b"The appellate court", b" ruled")
+
+
 def test_summary_flags_names_and_numbers_absent_from_the_document() -> None:
     document = "The city council met on Monday. About 300 people came."
     summary = "The council met with Acme Corporation. About 300 people and 45 dogs came."
