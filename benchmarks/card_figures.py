@@ -1,0 +1,84 @@
+"""Quality figures of saved cards (from `slmscan bench --out DIR`), one Markdown row per run.
+
+    python benchmarks/card_figures.py --corpus ../shared/corpus/html \\
+        "baseline=bench-a/cards/smollm2-135m" "change=bench-b/cards/smollm2-135m"
+
+Each LABEL=FOLDER holds one model's cards (<slug>.json). Example copies are counted against the
+built-in prompts' examples, so runs made with other prompts are judged by the same words. The
+last column, prompt words, is a rougher check of the same kind: rows using a word (three letters
+or more, not a stop word) of their prompt's task or rules that their page never uses; it also
+counts fair words such as "change" in a signal, so only its differences between runs mean much.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from slmscan.analyse import SECTION_PROMPTS
+from slmscan.bench import load_documents, table_examples
+from slmscan.card import Card
+from slmscan.keyphrases import STOP_WORDS
+from slmscan.outputs import slugify
+from slmscan.prompts import load_template
+from slmscan.quality import TABLES, run_quality
+
+_WORDS = re.compile(r"[a-z]+")
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}%"
+
+
+def prompt_word_rows(cards: dict[str, Card], documents: dict[str, str]) -> int:
+    """Rows using a word of their prompt's task or rules that their document never uses."""
+    rules = {}
+    for table in TABLES:
+        template = load_template(SECTION_PROMPTS[table])
+        text = f"{template.sections['Task']} {template.sections['Rules']}".lower()
+        rules[table] = {w for w in _WORDS.findall(text) if len(w) >= 3} - STOP_WORDS
+    hits = 0
+    for key, card in cards.items():
+        words = set(_WORDS.findall(documents[key].lower()))
+        for table in TABLES:
+            for row in getattr(card, table):
+                cells = " ".join(v for v in row.model_dump().values() if isinstance(v, str))
+                hits += bool((rules[table] - words) & set(_WORDS.findall(cells.lower())))
+    return hits
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--corpus", type=Path, default=Path("../shared/corpus/html"))
+    parser.add_argument("runs", nargs="+", metavar="LABEL=FOLDER")
+    args = parser.parse_args()
+    documents = {d.key: d.text for d in load_documents(args.corpus) if d.ok}
+    examples = table_examples()
+    print(
+        "| run | cards | rows | complete | keywords in text | evidence verified "
+        "| summary names found | duplicate rows | echoing rows | example copies | identifiable "
+        "| quality index | prompt words |"
+    )
+    print("|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    for run in args.runs:
+        label, folder = run.split("=", 1)
+        files = {key: Path(folder) / f"{slugify(key)}.json" for key in documents}
+        cards = {k: Card.model_validate_json(f.read_text()) for k, f in files.items() if f.exists()}
+        figures, per_card = run_quality(cards, documents, examples)
+        rows = sum(f.rows for f in per_card.values())
+        echo = sum(f.echo_rows for f in per_card.values())
+        copies = sum(f.example_rows for f in per_card.values())
+        prompt_words = prompt_word_rows(cards, documents)
+        print(
+            f"| {label} | {len(cards)} | {rows} | {_pct(figures.schema_complete)} "
+            f"| {_pct(figures.keyword_grounding)} | {_pct(figures.evidence_verified)} "
+            f"| {_pct(figures.entity_grounding)} | {_pct(figures.duplicate_rows)} "
+            f"| {_pct(figures.echo_rows)} ({echo}) | {_pct(figures.example_rows)} ({copies}) "
+            f"| {_pct(figures.identifiability)} | {_pct(figures.index())} "
+            f"| {_pct(prompt_words / rows if rows else None)} ({prompt_words}) |"
+        )
+
+
+if __name__ == "__main__":
+    main()
