@@ -18,6 +18,7 @@ from pathlib import Path
 
 from slmscan.analyse import SECTION_PROMPTS
 from slmscan.bench import load_documents, table_examples
+from slmscan.bench_report import QUALITY_COLUMNS, pct
 from slmscan.card import Card
 from slmscan.keyphrases import STOP_WORDS
 from slmscan.outputs import slugify
@@ -25,10 +26,6 @@ from slmscan.prompts import load_template
 from slmscan.quality import TABLES, run_quality
 
 _WORDS = re.compile(r"[a-z]+")
-
-
-def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{100 * value:.1f}%"
 
 
 def prompt_word_rows(cards: dict[str, Card], documents: dict[str, str]) -> int:
@@ -56,27 +53,22 @@ def main() -> None:
     documents = {d.key: d.text for d in load_documents(args.corpus) if d.ok}
     examples = table_examples()
     print(
-        "| run | cards | rows | complete | keywords in text | evidence verified "
-        "| summary names found | duplicate rows | echoing rows | example copies | identifiable "
-        "| quality index | prompt words |"
+        "| run | cards | rows | "
+        + " | ".join(label for _, label in QUALITY_COLUMNS)
+        + " | quality index | prompt words |"
     )
-    print("|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    print("|:--|--:|--:|" + "--:|" * (len(QUALITY_COLUMNS) + 2))
     for run in args.runs:
         label, folder = run.split("=", 1)
         files = {key: Path(folder) / f"{slugify(key)}.json" for key in documents}
         cards = {k: Card.model_validate_json(f.read_text()) for k, f in files.items() if f.exists()}
         figures, per_card = run_quality(cards, documents, examples)
         rows = sum(f.rows for f in per_card.values())
-        echo = sum(f.echo_rows for f in per_card.values())
-        copies = sum(f.example_rows for f in per_card.values())
+        cells = [pct(getattr(figures, name)) for name, _ in QUALITY_COLUMNS]
         prompt_words = prompt_word_rows(cards, documents)
         print(
-            f"| {label} | {len(cards)} | {rows} | {_pct(figures.schema_complete)} "
-            f"| {_pct(figures.keyword_grounding)} | {_pct(figures.evidence_verified)} "
-            f"| {_pct(figures.entity_grounding)} | {_pct(figures.duplicate_rows)} "
-            f"| {_pct(figures.echo_rows)} ({echo}) | {_pct(figures.example_rows)} ({copies}) "
-            f"| {_pct(figures.identifiability)} | {_pct(figures.index())} "
-            f"| {_pct(prompt_words / rows if rows else None)} ({prompt_words}) |"
+            f"| {label} | {len(cards)} | {rows} | {' | '.join(cells)} | {pct(figures.index())} "
+            f"| {pct(prompt_words / rows if rows else None)} ({prompt_words}) |"
         )
 
 

@@ -220,6 +220,7 @@ class Analyser:
             base = self.prompter.start_document(part_tokens)
             self._part_text = part_text
             self._part_stems = set(stems(part_text.encode()))
+            self._part_words = set(_WORDS.findall(part_text.lower()))
             sentences = [
                 Sentence(s.start + offset, s.end + offset, s.text)
                 for s in split_sentences(part_text)
@@ -477,7 +478,7 @@ class Analyser:
         first tokens of three letters or more that begin no word of the document, so that no
         word the document uses is held back.
         """
-        document = set(_WORDS.findall(self._part_text.lower()))
+        document = self._part_words
         words = set(_WORDS.findall(self.prompts[prompt].example_text.lower()))
         words = (words | {w[:-1] for w in words if w.endswith("s")}) - document  # "cars": "car"
         penalties: dict[int, float] = {}

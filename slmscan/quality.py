@@ -40,6 +40,7 @@ _SIMILAR = 0.7  # word-set overlap (Jaccard) at or above which two rows say the 
 # Lower for cells of one row: they are meant to say different things about one subject.
 _ECHO = 0.5
 _CELLS = ("name", "description", "change", "ten_year", "driving_force")
+TABLES: tuple[str, ...] = ("signals", "behaviors", "technologies", "issues")
 # A name: a run of capitalised words; at a sentence start it must not be one ordinary word.
 _CAPITALISED = re.compile(r"\b[A-Z][\w'’-]*(?:[ \t]+[A-Z][\w'’-]*)*")
 _SENTENCE_END = re.compile(r"(?:^|[.!?][\"')\]”’]*\s+|\n\s*)$")
@@ -172,9 +173,6 @@ class CardQuality:
     def as_dict(self) -> dict[str, object]:
         """Plain values, for JSON."""
         return asdict(self)
-
-
-TABLES: tuple[str, ...] = ("signals", "behaviors", "technologies", "issues")
 
 
 def card_quality(
