@@ -136,8 +136,9 @@ def kv_cache_bytes(path: Path, n_ctx: int, key_cache: str) -> int:
     return round(n_ctx * layers * kv_heads * per_token)
 
 
-def peak_memory(model: str, page: Path) -> tuple[int, int, int, int]:
-    """(peak RSS, model file, KV cache, n_ctx) in bytes for `slmscan scan` of one page."""
+def peak_memory(model: str, page: Path) -> tuple[int, int, int, int, str]:
+    """(peak RSS, model file, KV cache, n_ctx) in bytes for `slmscan scan` of one page, and
+    the key type its KV cache was sized with."""
     manifest, path = resolve_model(model)
     n_ctx = min(manifest.context_trained, config.max_context())
     # A fresh process measures its one child: RUSAGE_CHILDREN is the largest waited-for child.
@@ -154,7 +155,7 @@ def peak_memory(model: str, page: Path) -> tuple[int, int, int, int]:
     if code:
         raise SystemExit(f"slmscan scan {page.name} --model {model} failed (exit {code})")
     kv = kv_cache_bytes(path, n_ctx, manifest.key_cache)
-    return peak_kib * 1024, path.stat().st_size, kv, n_ctx
+    return peak_kib * 1024, path.stat().st_size, kv, n_ctx, manifest.key_cache
 
 
 def _slmscan() -> str:
@@ -239,9 +240,8 @@ def main() -> None:
         "|---|---:|---|---:|---:|---:|---:|---|",
     ]
     for model in models:
-        peak, size, kv, n_ctx = peak_memory(model, longest_page)
+        peak, size, kv, n_ctx, keys = peak_memory(model, longest_page)
         bound = size + kv + MEMORY_MARGIN
-        keys = resolve_model(model)[0].key_cache
         lines.append(
             f"| {model} | {n_ctx} | {keys} | {_mb(size)} | {_mb(kv)} | {_mb(bound)} | "
             f"{_mb(peak)} | {_verdict(peak <= bound)} |"
