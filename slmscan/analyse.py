@@ -221,6 +221,7 @@ class Analyser:
             self._part_text = part_text
             self._part_stems = set(stems(part_text.encode()))
             self._part_words = set(_WORDS.findall(part_text.lower()))
+            self._part_tokens = self._written_with(part_tokens, self._part_words)
             sentences = [
                 Sentence(s.start + offset, s.end + offset, s.text)
                 for s in split_sentences(part_text)
@@ -475,20 +476,29 @@ class Analyser:
         document does not use: tiny models otherwise write about the example's topic.
 
         Whole words, so that the short ones the stem filter misses ("car") count too; only
-        first tokens of three letters or more that begin no word of the document, so that no
-        word the document uses is held back.
+        first tokens of three letters or more that the document's own words are not written
+        with, so that no word the document uses is held back, while a token that merely
+        begins one ("comm" of "commuters" beside "community") still is.
         """
-        document = self._part_words
         words = set(_WORDS.findall(self.prompts[prompt].example_text.lower()))
-        words = (words | {w[:-1] for w in words if w.endswith("s")}) - document  # "cars": "car"
+        words = (words | {w[:-1] for w in words if w.endswith("s")}) - self._part_words
         penalties: dict[int, float] = {}
         for word in words - STOP_WORDS:
             for variant in (" " + word, " " + word.capitalize()):
                 token = self.engine.text_tokens(variant)[0]
-                start = self.engine.piece(token).strip().lower().decode("utf-8", "ignore")
-                if len(start) >= 3 and not any(w.startswith(start) for w in document):
+                start = self.engine.piece(token).strip()
+                if len(start) >= 3 and token not in self._part_tokens:
                     penalties[token] = _FOREIGN_PENALTY
         return penalties
+
+    def _written_with(self, part_tokens: list[int], part_words: set[str]) -> set[int]:
+        """The tokens a part is written with, also in its words' lower-case and capitalised
+        forms (a word may begin a sentence or a table cell)."""
+        words = sorted(part_words)
+        tokens = set(part_tokens)
+        for form in (words, [w.capitalize() for w in words]):
+            tokens.update(self.engine.text_tokens(" " + " ".join(form)))
+        return tokens
 
     def _merge_summaries(self, draft: _Draft) -> None:
         joined = "\n".join(draft.summaries)
