@@ -9,7 +9,7 @@ then calls of N tokens are timed from there (rewound after each). Medians of the
 sizes go in a rotated order each round. Prints Markdown:
 
     flock /tmp/slmscan-cpu.lock python benchmarks/depth.py \\
-        --model smollm2-135m --model gemma3-270m > benchmarks/results/depth.md
+        --model smollm2-135m --keys f16 --keys q8_0 > benchmarks/results/depth.md
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -82,7 +83,8 @@ def main() -> None:
     lines = [
         "# One llama.cpp evaluation: cost by call size and depth",
         "",
-        f"`python benchmarks/depth.py`, {args.rounds} rounds, {threads} llama.cpp threads, "
+        f"`python benchmarks/depth.py {' '.join(sys.argv[1:])}`, {args.rounds} rounds, "
+        f"{threads} llama.cpp threads, "
         f"{os.cpu_count()} cores, {platform.machine()}, load average at the start "
         f"{os.getloadavg()[0]:.2f}. Each cell: milliseconds per call (tokens per second) for a "
         "call of N tokens starting at the depth given, after the corpus's longest page up to "
