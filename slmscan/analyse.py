@@ -394,6 +394,7 @@ class Analyser:
         options = [engine.text_tokens(s.text) for s in sentences]
         unused = set(range(len(sentences)))
         example = self._example_penalties(prompt)
+        foreign = self._foreign(prompt)
         penalties = dict(example)
         rows: list[dict[str, object]] = []
         fields = _TABLE_FIELDS[section]
@@ -422,7 +423,7 @@ class Analyser:
                     max_chars=limit * 6,
                     sentences=None if is_name else 1,
                     avoid=earlier,
-                    foreign=self._foreign(prompt),
+                    foreign=foreign,
                 )
                 value = self._field(label, constraint, limit, penalties if is_name else said)
                 if not value:
