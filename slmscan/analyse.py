@@ -32,7 +32,7 @@ from .card import (
     Signal,
     Technology,
 )
-from .constraints import FreeText, is_placeholder, stems
+from .constraints import FreeText, Numbers, is_placeholder, stems
 from .document import Article
 from .engine import Counters, Engine
 from .formats import SYSTEM, PromptFormat
@@ -220,6 +220,7 @@ class Analyser:
             base = self.prompter.start_document(part_tokens)
             self._part_text = part_text
             self._part_stems = set(stems(part_text.encode()))
+            self._part_numbers = Numbers.of(part_text)
             self._part_words = set(_WORDS.findall(part_text.lower()))
             self._part_tokens = self._written_with(part_tokens, self._part_words)
             sentences = [
@@ -326,7 +327,12 @@ class Analyser:
             if i:
                 self.prompter.label("\n-")
             avoid = tuple(t.encode() for t in items)
-            constraint = FreeText(max_chars=40, avoid=avoid, foreign=self._foreign(prompt))
+            constraint = FreeText(
+                max_chars=40,
+                avoid=avoid,
+                foreign=self._foreign(prompt),
+                numbers=self._part_numbers,
+            )
             item = _clean(self.engine.generate(constraint, max_tokens=10, penalties=penalties))
             item = item.lower()
             if item and item not in items:
@@ -352,7 +358,11 @@ class Analyser:
         self.prompter.start_answer(prompt, {}, "")
         start = engine.position
         constraint = FreeText(
-            max_chars=700, sentences=5, min_chars=20, foreign=self._foreign(prompt)
+            max_chars=700,
+            sentences=5,
+            min_chars=20,
+            foreign=self._foreign(prompt),
+            numbers=self._part_numbers,
         )
         self.prompter.label("Summary:")
         first = _trim_sentence(_clean(engine.generate(constraint, 150)))
@@ -373,7 +383,9 @@ class Analyser:
     def _title(self, base: int) -> str:
         self.engine.rewind(base)
         self.prompter.start_answer(TITLE_PROMPT, {}, "Title:")
-        constraint = FreeText(max_chars=90, foreign=self._foreign(TITLE_PROMPT))
+        constraint = FreeText(
+            max_chars=90, foreign=self._foreign(TITLE_PROMPT), numbers=self._part_numbers
+        )
         text = self.engine.generate(constraint, 24)
         return _clean(text) or "Untitled document"
 
@@ -424,6 +436,7 @@ class Analyser:
                     sentences=None if is_name else 1,
                     avoid=earlier,
                     foreign=foreign,
+                    numbers=self._part_numbers,
                 )
                 value = self._field(label, constraint, limit, penalties if is_name else said)
                 if not value:
@@ -505,6 +518,7 @@ class Analyser:
         joined = "\n".join(draft.summaries)
         tokens = self.engine.text_tokens(joined)
         self._part_stems = set(stems(joined.encode()))  # the merged summary's document
+        self._part_numbers = Numbers.of(joined)
         base = self.prompter.start_document(tokens)
         self.engine.rewind(base)
         draft.summaries = [self._summary(SECTION_PROMPTS["summary"], draft.notes)]

@@ -29,6 +29,7 @@ QUALITY_COLUMNS: list[tuple[str, str]] = [
     ("duplicate_rows", "duplicate rows"),
     ("echo_rows", "echoing rows"),
     ("example_rows", "example copies"),
+    ("number_rows", "invented numbers"),
     ("identifiability", "identifiable"),
 ]
 
@@ -48,10 +49,12 @@ DEFINITIONS = """\
 - **example copies**: share of table rows that use a word (three letters or more, not a stop
   word) of their section's prompt example that their document never uses: the example's topic
   leaking into a card about something else. Lower is better.
+- **invented numbers**: share of table rows with a number in a cell (the evidence aside) that
+  their document never writes as a whole number. Lower is better.
 - **identifiable**: share of cards whose summary alone makes BM25 over all the folder's
   documents rank the card's own document first.
-- **quality index**: mean of the eight, with duplicate rows, echoing rows and example copies
-  counted as 1 − rate.
+- **quality index**: mean of the nine, with duplicate rows, echoing rows, example copies and
+  invented numbers counted as 1 − rate.
 - **s/card**: wall seconds per card, median (quartiles), every pass.
 - **load s**: seconds until the model is ready (file verified and loaded).
 - **prefill / decode tok/s**: from the engine's counters around each card. Prefill is every
@@ -206,20 +209,21 @@ def render_quality(result: BenchResult) -> str:
         out += [
             "| document | complete | keywords in text | evidence verified "
             "| summary names found | duplicate rows | echoing rows | example copies "
-            "| identifiable |",
-            "|:--|:-:|--:|--:|--:|--:|--:|--:|:-:|",
+            "| invented numbers | identifiable |",
+            "|:--|:-:|--:|--:|--:|--:|--:|--:|--:|:-:|",
         ]
         notes = []
         for doc in result.documents:
             f = m.card_quality.get(doc.key)
             if f is None:
-                out.append(f"| {_md(doc.key)} | no card | | | | | | | |")
+                out.append(f"| {_md(doc.key)} | no card | | | | | | | | |")
                 continue
             out.append(
                 f"| {_md(doc.key)} | {'yes' if f.complete else 'no'} "
                 f"| {f.keywords_grounded}/{f.keywords} | {f.rows_verified}/{f.rows} "
                 f"| {f.claims_grounded}/{f.claims} | {f.duplicate_rows} "
-                f"| {f.echo_rows} | {f.example_rows} | {'yes' if f.identifiable else 'no'} |"
+                f"| {f.echo_rows} | {f.example_rows} | {f.number_rows} "
+                f"| {'yes' if f.identifiable else 'no'} |"
             )
             if f.missing:
                 notes.append(f"- {_md(doc.key)}: empty sections: {', '.join(f.missing)}")
@@ -392,6 +396,7 @@ def _card_html(card: Card, figures: CardQuality | None) -> str:
                 f" · duplicate rows {figures.duplicate_rows}"
                 f" · echoing rows {figures.echo_rows}"
                 f" · example copies {figures.example_rows}"
+                f" · invented numbers {figures.number_rows}"
                 f" · identifiable: {'yes' if figures.identifiable else 'no'}"
             )
             + "</div>"

@@ -8,8 +8,14 @@ from dataclasses import dataclass
 # Characters no card field may contain: they break tables or terminals.
 _FORBIDDEN = re.compile(rb"[|\x00-\x08\x0b-\x1f\x7f`*#<>\[\]{}\\]")
 _SENTENCE_END = re.compile(rb"[.!?](?=\s|$)")
-# "1." or "2)" at the start, a "Label:" at the start, or a quotation mark anywhere.
-_LEAK = re.compile(rb'\d+\s*[.):,-](?:\s|$)|[A-Z][a-z ]{2,14}:|.*"|.*Evidence', re.DOTALL)
+# "1." or "2)." or "3 (" at the start, a "Label:" at the start, or anywhere a quotation mark,
+# the table's evidence label or its relevancy scale.
+_LEAK = re.compile(
+    rb'\d+\s*[.):,(-]+(?:\s|$)|[A-Z][a-z ]{2,14}:|.*"|.*Evidence|.*\(1-5\)', re.DOTALL
+)
+_NUMBER = re.compile(rb"\d+(?:[.,]\d+)*")
+_DIGIT = re.compile(rb"\d")
+_OPEN_NUMBER = re.compile(rb"\d+(?:[.,]\d+)*\.$")  # "1." may yet become "1.5"
 _STEM = re.compile(rb"[a-z0-9\x80-\xff]+")
 _LETTER = re.compile(rb"[A-Za-z\x80-\xff]")
 # Cells that fill a slot without saying anything.
@@ -32,6 +38,43 @@ def stems(text: bytes) -> list[bytes]:
     return [w[:4] for w in _STEM.findall(text.lower())]
 
 
+@dataclass(frozen=True)
+class Numbers:
+    """The numbers a document writes ("2019", "1.5", "40,000"): a card may write no others.
+
+    Tiny models fill cells with figures that look like facts ("37% increase in heat pumps")
+    or with the prompt's format ("2 (part-time)", "555599998"); a number the document never
+    wrote is never a fact the card can show.
+    """
+
+    whole: frozenset[bytes]
+    prefixes: frozenset[bytes]  # of every number, so that one can be checked as it is written
+
+    @classmethod
+    def of(cls, text: str) -> Numbers:
+        whole = frozenset(_NUMBER.findall(text.encode("utf-8")))
+        return cls(whole, frozenset(n[:i] for n in whole for i in range(1, len(n) + 1)))
+
+    def allows(self, text: bytes) -> bool:
+        """Is every number in `text` one of the document's, the last perhaps being written?"""
+        for match in _NUMBER.finditer(text):
+            number, rest = match.group(), text[match.end() :]
+            if not rest:
+                written = number in self.prefixes
+            elif rest in (b".", b","):  # "1." ends a sentence, or goes on as "1.5"
+                written = number in self.whole or number + rest in self.prefixes
+            else:
+                written = number in self.whole
+            if not written:
+                return False
+        return True
+
+    def continues(self, text: bytes) -> bool:
+        """Does `text` end in a number that may go on as one of the document's ("1." of "1.5")?"""
+        match = _OPEN_NUMBER.search(text)
+        return match is not None and match.group() in self.prefixes
+
+
 @dataclass
 class FreeText:
     """One line of prose: no table or markup characters, bounded, optionally a few sentences."""
@@ -41,6 +84,7 @@ class FreeText:
     min_chars: int = 2
     avoid: tuple[bytes, ...] = ()  # earlier fields, lower-cased: not to be copied
     foreign: frozenset[bytes] = frozenset()  # word stems of the prompt's example not in the text
+    numbers: Numbers | None = None  # the only numbers the field may write (None: any)
 
     def allows(self, text: bytes, piece: bytes) -> bool:
         if _FORBIDDEN.search(piece):
@@ -54,6 +98,11 @@ class FreeText:
             return False  # small models fill a field with the one before it
         if any(len(w) == 4 and w in self.foreign for w in words[-2:]):
             return False  # ... or with the example's topic, which the document never mentions
+        if self.numbers is not None and _DIGIT.search(text[-2:] + piece):
+            if not self.numbers.allows(text + piece):
+                return False
+            if self._ends_early(text) and not piece[:1].isdigit():
+                return False  # "with a 1." + " The": the last sentence would end on "1."
         return len(text) + len(piece) <= self.max_chars
 
     def may_stop(self, text: bytes) -> bool:
@@ -63,12 +112,27 @@ class FreeText:
         words = stripped.lower().split()
         if words and words[-1] in _DANGLING:
             return False
+        if self.numbers is not None and not self.numbers.allows(stripped + b" "):
+            return False  # "about 1" where the document has only "15"
         return len(stripped) >= self.min_chars and len(_LETTER.findall(stripped)) >= 2
 
     def finished(self, text: bytes) -> bool:
         if self.sentences is None:
             return len(text) >= self.max_chars
-        return len(_SENTENCE_END.findall(text)) >= self.sentences or len(text) >= self.max_chars
+        ends = len(_SENTENCE_END.findall(text)) - self._open(text)
+        return ends >= self.sentences or len(text) >= self.max_chars
+
+    def _open(self, text: bytes) -> bool:
+        """Does the text end on a period that may still be a decimal point ("1." of "1.5")?"""
+        return self.numbers is not None and self.numbers.continues(text)
+
+    def _ends_early(self, text: bytes) -> bool:
+        """Would the period ending `text` complete the answer's sentences if no digit follows?"""
+        return (
+            self.sentences is not None
+            and self._open(text)
+            and len(_SENTENCE_END.findall(text)) >= self.sentences
+        )
 
 
 def _starts_like(words: list[bytes], earlier: list[bytes]) -> bool:

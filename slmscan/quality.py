@@ -14,6 +14,8 @@ Per card (`card_quality`) and per run (`run_quality`):
   same row says ("The court ruled" / "The court ruled that the court ruled");
 - example copies: share of table rows that use a word of their section's prompt example which
   the document never uses (the example's topic leaking into a card about something else);
+- invented numbers: share of table rows with a number in a cell (evidence aside) that the
+  document never writes ("37% increase in heat pumps", "2 (part-time)");
 - summary identifiability: does BM25 over the run's documents, queried with the card's summary
   alone, rank the card's own document strictly first.
 
@@ -45,6 +47,7 @@ TABLES: tuple[str, ...] = ("signals", "behaviors", "technologies", "issues")
 _CAPITALISED = re.compile(r"\b[A-Z][\w'’-]*(?:[ \t]+[A-Z][\w'’-]*)*")
 _SENTENCE_END = re.compile(r"(?:^|[.!?][\"')\]”’]*\s+|\n\s*)$")
 _NUMBER = re.compile(r"\b\d[\d,.]*\d\b|\b\d\b")
+_DIGITS = re.compile(r"\d+(?:[.,]\d+)*")  # also inside words: "3rd", "1High"
 _BM25_K1, _BM25_B = 1.5, 0.75
 
 Row = Signal | Behavior | Technology | Issue
@@ -151,6 +154,19 @@ def example_copies(rows: Sequence[object], example: str, document: str) -> int:
     )
 
 
+def invented_numbers(rows: Sequence[object], document: str) -> int:
+    """How many rows write a number, in a cell other than the evidence, that the document does
+    not (as a whole number: "2" is not found in "2019")."""
+    return sum(
+        any(
+            not occurs(number, document)
+            for f in _CELLS
+            for number in _DIGITS.findall(str(getattr(row, f, None) or ""))
+        )
+        for row in rows
+    )
+
+
 @dataclass(frozen=True)
 class CardQuality:
     """Counts behind one card's quality figures (rates are derived, so runs can add them up)."""
@@ -165,6 +181,7 @@ class CardQuality:
     duplicate_rows: int
     echo_rows: int
     example_rows: int  # 0 when no examples were given
+    number_rows: int
     claims: int
     claims_grounded: int
     unsupported_claims: tuple[str, ...]
@@ -207,6 +224,7 @@ def card_quality(
             example_copies(table, (examples or {}).get(name, ""), document)
             for name, table in tables.items()
         ),
+        number_rows=invented_numbers(rows, document),
         claims=len(claims),
         claims_grounded=len(claims) - len(unsupported),
         unsupported_claims=unsupported,
@@ -263,11 +281,12 @@ class RunQuality:
     duplicate_rows: float | None
     echo_rows: float | None
     example_rows: float | None  # None when no examples were given
+    number_rows: float | None
     identifiability: float | None
 
     def index(self) -> float | None:
         """One number for charts: the mean of the rates, faults counted as 1 - rate."""
-        faults = [self.duplicate_rows, self.echo_rows, self.example_rows]
+        faults = [self.duplicate_rows, self.echo_rows, self.example_rows, self.number_rows]
         rates = [
             self.schema_complete,
             self.keyword_grounding,
@@ -326,5 +345,6 @@ def summarise(figures: Iterable[CardQuality], examples: bool = False) -> RunQual
         duplicate_rows=_rate(total("duplicate_rows"), total("rows")),
         echo_rows=_rate(total("echo_rows"), total("rows")),
         example_rows=_rate(total("example_rows"), total("rows")) if examples else None,
+        number_rows=_rate(total("number_rows"), total("rows")),
         identifiability=_rate(sum(bool(f.identifiable) for f in scored), len(scored)),
     )

@@ -12,6 +12,7 @@ from slmscan.quality import (
     echo_rows,
     evidence_match,
     example_copies,
+    invented_numbers,
     normalise,
     occurs,
     run_quality,
@@ -147,6 +148,25 @@ def test_example_copies_are_example_words_the_document_never_uses() -> None:
     run, _ = run_quality({"a": card}, {"a": COUNCIL}, {"behaviors": example})
     assert run.example_rows == 1 / 2
     assert run_quality({"a": card}, {"a": COUNCIL})[0].example_rows is None  # not counted
+
+
+def test_invented_numbers_are_numbers_the_document_never_writes() -> None:
+    rows = [
+        # "2,400,000" is the document's; the quote's numbers do not count.
+        _quote_row(COUNCIL, "The budget moves", name="Library funding",
+                   description="2,400,000 dollars go to the library"),
+        _quote_row(COUNCIL, "Residents said", name="3rd closure",
+                   description="The library closed on weekends"),  # "3" inside a word
+        _quote_row(COUNCIL, "Riverton Council approved", name="Budget vote",
+                   description="A 37% rise in library visits"),
+        _quote_row(COUNCIL, "Mayor Ellen Ruiz", name="A fair compromise",
+                   description="The mayor called the vote fair"),
+    ]  # fmt: skip
+    assert invented_numbers(rows, COUNCIL) == 2
+    assert invented_numbers(rows[:1], COUNCIL.replace("2,400,000", "2,400")) == 1
+    card = _card(COUNCIL, behaviors=rows, issues=[], signals=[], technologies=[])
+    assert card_quality(card, COUNCIL).number_rows == 2
+    assert run_quality({"a": card}, {"a": COUNCIL})[0].number_rows == 2 / 4
 
 
 def test_schema_complete_needs_every_section() -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from slmscan.analyse import summary_problem
-from slmscan.constraints import FreeText, Phrase, stems
+from slmscan.constraints import FreeText, Numbers, Phrase, stems
 from slmscan.errors import SourceError
 from slmscan.grounding import flag_summary
 from slmscan.outputs import confined, slugify, write_atomic
@@ -57,6 +57,43 @@ def test_free_text_refuses_to_start_as_an_earlier_cell_from_the_first_piece() ->
     assert cell.allows(b"The", b" court")
     assert cell.allows(b"The court", b" ruled")  # a different start may go on as it likes
     assert FreeText(avoid=(b"the appellate",)).allows(b"The appellate court", b" ruled")
+
+
+def test_free_text_writes_only_the_documents_numbers() -> None:
+    numbers = Numbers.of("In 2019 emissions fell 2.1%, and 1,500 plants closed.")
+    cell = FreeText(numbers=numbers)
+    assert cell.allows(b"Emissions fell", b" 2")  # may become "2.1" or "2019"
+    assert cell.allows(b"Emissions fell 2", b".")
+    assert cell.allows(b"Emissions fell 2.", b"1")
+    assert cell.allows(b"Emissions fell 2.1", b"%")
+    assert not cell.allows(b"Emissions fell", b" 3")
+    assert not cell.allows(b"Emissions fell 2.", b"2")  # "2.2" is not the document's
+    assert not cell.allows(b"Emissions fell 2", b"%")  # "2" alone is not one of its numbers
+    assert cell.allows(b"Since 201", b"9")
+    assert not cell.allows(b"Since 2019", b"0")
+    assert cell.allows(b"About 1,", b"500")
+    assert cell.allows(b"In 2019", b".")  # the end of a sentence
+    assert not cell.may_stop(b"Since 201")  # a number cut short
+    assert cell.may_stop(b"Plants closed in 2019.")
+    assert FreeText().allows(b"Emissions fell", b" 37")  # no document given: any number
+
+
+def test_a_decimal_point_does_not_end_the_last_sentence() -> None:
+    numbers = Numbers.of("Warming reached 1.5 degrees. It was 1 of 2 records.")
+    cell = FreeText(sentences=1, numbers=numbers)
+    assert not cell.finished(b"Warming reached 1.")  # may yet be "1.5"
+    assert cell.allows(b"Warming reached 1.", b"5")
+    assert not cell.allows(b"Warming reached 1.", b" It")  # the cell would end on "1."
+    assert cell.finished(b"Warming reached 1.5.")
+    assert cell.finished(b"It was 2.")  # no number of the document goes on from "2."
+    assert FreeText(sentences=1).finished(b"Warming reached 1.")
+
+
+def test_free_text_refuses_the_prompts_format() -> None:
+    cell = FreeText()
+    for text, piece in [(b"3", b")."), (b"2", b" ("), (b"Decision", b" (1-5)"), (b"", b"Evidence")]:
+        assert not cell.allows(text, piece), text + piece
+    assert cell.allows(b"2", b" people")
 
 
 def test_summary_flags_names_and_numbers_absent_from_the_document() -> None:
