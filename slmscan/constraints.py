@@ -8,11 +8,15 @@ from dataclasses import dataclass
 # Characters no card field may contain: they break tables or terminals.
 _FORBIDDEN = re.compile(rb"[|\x00-\x08\x0b-\x1f\x7f`*#<>\[\]{}\\]")
 _SENTENCE_END = re.compile(rb"[.!?](?=\s|$)")
-# "1." or "2)." or "3 (" at the start, a "Label:" at the start, or anywhere a quotation mark,
-# the table's evidence label or its relevancy scale.
+# "1." or "2)." or "3 (" at the start, a "Label:" at the start, or anywhere a quotation mark
+# (plain or typographic), the table's evidence label or its relevancy scale.
 _LEAK = re.compile(
-    rb'\d+\s*[.):,(-]+(?:\s|$)|[A-Z][a-z ]{2,14}:|.*"|.*Evidence|.*\(1-5\)', re.DOTALL
+    rb"\d+\s*[.):,(-]+(?:\s|$)|[A-Z][a-z ]{2,14}:|.*(?:\"|\xe2\x80\x9c|\xe2\x80\x9d)"
+    rb"|.*Evidence|.*\(1-5\)",
+    re.DOTALL,
 )
+# How the prompt's quotes, labels and notes ("(Signal again: ...)") begin: no answer does.
+_OPENERS = tuple(c.encode() for c in "\"'-:(‘“")
 _NUMBER = re.compile(rb"\d+(?:[.,]\d+)*")
 _DIGIT = re.compile(rb"\d")
 _OPEN_NUMBER = re.compile(rb"\d+(?:[.,]\d+)*\.$")  # "1." may yet become "1.5"
@@ -89,7 +93,7 @@ class FreeText:
     def allows(self, text: bytes, piece: bytes) -> bool:
         if _FORBIDDEN.search(piece):
             return False
-        if not text.strip() and piece.strip() in {b'"', b"'", b"-", b":"}:
+        if not text.strip() and piece.strip().startswith(_OPENERS):
             return False  # an answer that starts with punctuation is the format leaking in
         if _LEAK.match((text + piece).lstrip()):
             return False  # list numbers, labels and quotes are the prompt's format leaking in

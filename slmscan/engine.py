@@ -22,6 +22,7 @@ from .errors import GenerationError, ModelLoadError
 
 _CANDIDATES = 48  # how many next-best tokens to try when the best one is refused
 _NGRAM = 4  # a field may not repeat a run of this many tokens (stops loops)
+_RESTARTS = 2  # new starts for a field whose first attempts could not end anywhere
 
 FeedKind = Literal["prompt", "fed"]
 _DECODED = "decoded"
@@ -217,9 +218,33 @@ class Engine:
         max_tokens: int,
         penalties: dict[int, float] | None = None,
     ) -> str:
-        """Decode one field greedily under `constraint`; it ends at a newline or end token."""
+        """Decode one field greedily under `constraint`; it ends at a newline or end token.
+
+        A field cut short (by `max_tokens`, its length, or no acceptable token) is taken back
+        to its longest start that may end ("in favour of the" → "in favour"), in the context
+        too. When none may ("10/10/202"), the field starts again without the first token that
+        led there, up to `_RESTARTS` times; "" if every start fails.
+        """
+        banned: set[int] = set()
+        for _ in range(_RESTARTS + 1):
+            text, first = self._decode(constraint, max_tokens, penalties, banned)
+            if text or first is None:
+                break
+            banned.add(first)
+        return text.decode("utf-8", errors="ignore")
+
+    def _decode(
+        self,
+        constraint: Constraint,
+        max_tokens: int,
+        penalties: dict[int, float] | None,
+        banned: set[int],
+    ) -> tuple[bytes, int | None]:
+        """One greedy attempt at a field (see `generate`); returns it and its first token."""
+        start = self.position
         text = b""
         tokens: list[int] = []
+        ends: list[int] = []  # len(text) after each token
         seen: set[tuple[int, ...]] = set()
         if penalties:
             penalty_ids = np.fromiter(penalties.keys(), dtype=np.intp)
@@ -228,6 +253,8 @@ class Engine:
         def acceptable(token: int) -> bool:
             if self.is_end(token):
                 return constraint.may_stop(text)
+            if not tokens and token in banned:
+                return False
             piece = self.piece(token)
             newline = piece.find(b"\n")
             if newline >= 0:
@@ -255,10 +282,17 @@ class Engine:
                 seen.add((*tokens[1 - _NGRAM :], token))
             tokens.append(token)
             text += piece
+            ends.append(len(text))
             self._step(token)
             if constraint.finished(text):
                 break
-        return text.decode("utf-8", errors="ignore")
+        if not constraint.may_stop(text):
+            kept = len(ends)
+            while kept and not constraint.may_stop(text[: ends[kept - 1]]):
+                kept -= 1
+            text = text[: ends[kept - 1]] if kept else b""
+            self.rewind(start + kept)
+        return text, tokens[0] if tokens else None
 
     def choose(self, options: Sequence[str]) -> tuple[int, list[float]]:
         """Pick one of `options` (text) by the model's probabilities; see `choose_tokens`."""

@@ -83,3 +83,47 @@ def test_a_chosen_token_rides_with_the_scaffolding_after_it(
     used = engine.counters.since(before)
     assert evals[-1] >= 2
     assert (used.decoded, used.decoded_batched, used.decode_steps) == (1, 1, 0)
+
+
+class _OneWord:
+    """Any text, but the field may only end after exactly one word."""
+
+    def allows(self, text: bytes, piece: bytes) -> bool:
+        return True
+
+    def may_stop(self, text: bytes) -> bool:
+        return len(text.split()) == 1
+
+    def finished(self, text: bytes) -> bool:
+        return False
+
+
+def test_a_field_cut_short_is_taken_back_to_where_it_may_end(engine: Engine) -> None:
+    engine.feed([*engine.bos(), *engine.text_tokens("Describe the library in a sentence:")])
+    start = engine.position
+    before = engine.counters.snapshot()
+    text = engine.generate(_OneWord(), max_tokens=8)
+    decoded = engine.counters.since(before).decoded
+    assert len(text.split()) == 1 and decoded > engine.position - start  # more was written
+    engine.flush()
+    kept = [int(t) for t in engine._llm.input_ids[start : engine.position]]
+    assert b"".join(engine.piece(t) for t in kept).decode() == text  # the context agrees
+
+
+class _NotAsFirst(_OneWord):
+    """One word, but not one that starts as `first` does: that start leads nowhere."""
+
+    def __init__(self, first: bytes) -> None:
+        self.first = first
+
+    def may_stop(self, text: bytes) -> bool:
+        return super().may_stop(text) and not text.startswith(self.first)
+
+
+def test_a_field_that_cannot_end_starts_again_without_its_first_token(engine: Engine) -> None:
+    engine.feed([*engine.bos(), *engine.text_tokens("Describe the library in a sentence:")])
+    start = engine.position
+    first = engine.generate(_OneWord(), max_tokens=1).encode()
+    engine.rewind(start)
+    text = engine.generate(_NotAsFirst(first), max_tokens=8)
+    assert text and len(text.split()) == 1 and not text.encode().startswith(first)

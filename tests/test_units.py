@@ -91,9 +91,18 @@ def test_a_decimal_point_does_not_end_the_last_sentence() -> None:
 
 def test_free_text_refuses_the_prompts_format() -> None:
     cell = FreeText()
-    for text, piece in [(b"3", b")."), (b"2", b" ("), (b"Decision", b" (1-5)"), (b"", b"Evidence")]:
+    for text, piece in [
+        (b"3", b")."),
+        (b"2", b" ("),
+        (b"Decision", b" (1-5)"),
+        (b"", b"Evidence"),
+        (b"", b" (It"),  # a retry's note: "(Signal again: ...)"
+        (b"", " “The".encode()),
+        (b"The", " “best”".encode()),
+    ]:
         assert not cell.allows(text, piece), text + piece
     assert cell.allows(b"2", b" people")
+    assert cell.allows(b"Prices", b" (in euros)")
 
 
 def test_summary_flags_names_and_numbers_absent_from_the_document() -> None:
