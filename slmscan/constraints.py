@@ -15,9 +15,8 @@ _LEAK = re.compile(
     rb"|.*Evidence|.*\(1-5\)",
     re.DOTALL,
 )
-# How the prompt's quotes, labels and notes ("(Signal again: ...)") begin: no answer does.
-_OPENERS = tuple(c.encode() for c in "\"'-:(‘“")
-_NUMBER = re.compile(rb"\d+(?:[.,]\d+)*")
+# A number with the letters glued to it: "3D" and "1800s" do not make "3" or "1800" the page's.
+_NUMBER = re.compile(rb"\d+(?:[.,]\d+)*[A-Za-z]*")
 _DIGIT = re.compile(rb"\d")
 _OPEN_NUMBER = re.compile(rb"\d+(?:[.,]\d+)*\.$")  # "1." may yet become "1.5"
 _STEM = re.compile(rb"[a-z0-9\x80-\xff]+")
@@ -44,7 +43,7 @@ def stems(text: bytes) -> list[bytes]:
 
 @dataclass(frozen=True)
 class Numbers:
-    """The numbers a document writes ("2019", "1.5", "40,000"): a card may write no others.
+    """The numbers a document writes ("2019", "1.5", "40,000", "3D"): a card writes no others.
 
     Tiny models fill cells with figures that look like facts ("37% increase in heat pumps")
     or with the prompt's format ("2 (part-time)", "555599998"); a number the document never
@@ -93,7 +92,8 @@ class FreeText:
     def allows(self, text: bytes, piece: bytes) -> bool:
         if _FORBIDDEN.search(piece):
             return False
-        if not text.strip() and piece.strip().startswith(_OPENERS):
+        first = piece.strip().decode("utf-8", "ignore")[:1]
+        if first and not text.strip() and not first.isalnum():
             return False  # an answer that starts with punctuation is the format leaking in
         if _LEAK.match((text + piece).lstrip()):
             return False  # list numbers, labels and quotes are the prompt's format leaking in

@@ -47,7 +47,9 @@ TABLES: tuple[str, ...] = ("signals", "behaviors", "technologies", "issues")
 _CAPITALISED = re.compile(r"\b[A-Z][\w'’-]*(?:[ \t]+[A-Z][\w'’-]*)*")
 _SENTENCE_END = re.compile(r"(?:^|[.!?][\"')\]”’]*\s+|\n\s*)$")
 _NUMBER = re.compile(r"\b\d[\d,.]*\d\b|\b\d\b")
-_DIGITS = re.compile(r"\d+(?:[.,]\d+)*")  # also inside words: "3rd", "1High"
+# With the letters glued to it: "80TB" is the page's if the page writes "80TB"; "3rd" is not
+# the page's "3".
+_DIGITS = re.compile(r"\d+(?:[.,]\d+)*[^\W\d_]*")
 _BM25_K1, _BM25_B = 1.5, 0.75
 
 Row = Signal | Behavior | Technology | Issue

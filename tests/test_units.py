@@ -78,6 +78,15 @@ def test_free_text_writes_only_the_documents_numbers() -> None:
     assert FreeText().allows(b"Emissions fell", b" 37")  # no document given: any number
 
 
+def test_a_number_glued_to_letters_is_one_number() -> None:
+    cell = FreeText(numbers=Numbers.of("Printers print 3D parts, as in the 1800s."))
+    assert cell.allows(b"", b"3") and cell.allows(b"3", b"D")
+    assert cell.allows(b"3D", b" parts")
+    assert not cell.allows(b"3", b" Technologies")  # "3" alone is not the page's
+    assert cell.allows(b"The 1800s", b" saw it")
+    assert not cell.allows(b"The 1800", b" years")
+
+
 def test_a_decimal_point_does_not_end_the_last_sentence() -> None:
     numbers = Numbers.of("Warming reached 1.5 degrees. It was 1 of 2 records.")
     cell = FreeText(sentences=1, numbers=numbers)
@@ -97,11 +106,13 @@ def test_free_text_refuses_the_prompts_format() -> None:
         (b"Decision", b" (1-5)"),
         (b"", b"Evidence"),
         (b"", b" (It"),  # a retry's note: "(Signal again: ...)"
+        (b" ", b","),
         (b"", " “The".encode()),
         (b"The", " “best”".encode()),
     ]:
         assert not cell.allows(text, piece), text + piece
     assert cell.allows(b"2", b" people")
+    assert cell.allows(b"", b" ") and cell.allows(b" ", "Éclairs".encode())
     assert cell.allows(b"Prices", b" (in euros)")
 
 
