@@ -32,7 +32,15 @@ from .card import (
     Signal,
     Technology,
 )
-from .constraints import FreeText, Numbers, is_placeholder, stems
+from .constraints import (
+    CONTINUING,
+    TRIMMED,
+    FreeText,
+    Numbers,
+    first_word,
+    is_placeholder,
+    stems,
+)
 from .document import Article
 from .engine import Counters, Engine
 from .formats import SYSTEM, PromptFormat
@@ -173,7 +181,7 @@ def _is_content(piece: bytes) -> bool:
 
 
 def _clean(text: str) -> str:
-    text = re.sub(r"\s+", " ", text).strip(" \"'-:;,")
+    text = re.sub(r"\s+", " ", text).strip(TRIMMED)
     return text
 
 
@@ -410,6 +418,13 @@ class Analyser:
         penalties = dict(example)
         rows: list[dict[str, object]] = []
         fields = _TABLE_FIELDS[section]
+        # The example is a row too: small models copy its cells, and its name's form
+        # ("Part-time car use" -> "Part-of-a-business") unless its first word is refused.
+        template = self.prompts[prompt]
+        values = [template.example_value(label) for label in ["Evidence"] + [f[1] for f in fields]]
+        example_row = tuple(v.lower().encode() for v in values if v)
+        name = values[1]
+        name_starts = CONTINUING | ({first_word(name.encode())} - {b""} if name else set())
         for i in range(wanted):
             if not unused:
                 break
@@ -434,9 +449,11 @@ class Analyser:
                 constraint = FreeText(
                     max_chars=limit * 6,
                     sentences=None if is_name else 1,
-                    avoid=earlier,
+                    avoid=earlier + example_row,
                     foreign=foreign,
                     numbers=self._part_numbers,
+                    no_start=name_starts if is_name else CONTINUING,
+                    refused=b",:;" if is_name else b"",  # a name is a label, not a sentence
                 )
                 value = self._field(label, constraint, limit, penalties if is_name else said)
                 if not value:
@@ -474,8 +491,12 @@ class Analyser:
             return value
         reason = "it was empty" if not value else f'"{value}" says nothing'
         engine.rewind(start)
-        self.prompter.label(f"\n({label} again: {reason}. Use words of the document.)\n{label}:")
-        value = _clean(engine.generate(constraint, max_tokens=limit, penalties=penalties))
+        advice = "Use words of the document"
+        self.prompter.label(f"\n({label} again: {reason}. {advice}.)\n{label}:")
+        # Not the note's own words: asked again, a small model may answer with them.
+        note = tuple(t.lower().encode() for t in (reason, advice, f"{label} again"))
+        retry = replace(constraint, avoid=constraint.avoid + note)
+        value = _clean(engine.generate(retry, max_tokens=limit, penalties=penalties))
         return value if value and not is_placeholder(value) else ""
 
     # --- merging and validation ---------------------------------------------------------------

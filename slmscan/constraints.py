@@ -18,6 +18,7 @@ _LEAK = re.compile(
 # A number with the letters glued to it: "3D" and "1800s" do not make "3" or "1800" the page's.
 _NUMBER = re.compile(rb"\d+(?:[.,]\d+)*[A-Za-z]*")
 _DIGIT = re.compile(rb"\d")
+_NUMBER_END = re.compile(rb"\d[.,\d]*[A-Za-z]*$")  # a number the next piece may go on with
 _OPEN_NUMBER = re.compile(rb"\d+(?:[.,]\d+)*\.$")  # "1." may yet become "1.5"
 _STEM = re.compile(rb"[a-z0-9\x80-\xff]+")
 _LETTER = re.compile(rb"[A-Za-z\x80-\xff]")
@@ -34,6 +35,13 @@ _DANGLING = frozenset(
     b"a an the of to in on at by for from with as and or but nor that which whether "
     b"is are was were be been has have had will would should could can may must".split()
 )
+# Words that only continue a phrase: an answer starting with one is a fragment ("of device").
+CONTINUING = frozenset(
+    b"of and or nor but than whether is are was were been has had would should could".split()
+)
+# What a cell's cleaning strips from its ends (analyse._clean): judged as the reader sees it.
+TRIMMED = " \"'-:;,"
+_FIRST_WORD = re.compile(rb"\s*([A-Za-z]+)")
 
 
 def stems(text: bytes) -> list[bytes]:
@@ -88,13 +96,17 @@ class FreeText:
     avoid: tuple[bytes, ...] = ()  # earlier fields, lower-cased: not to be copied
     foreign: frozenset[bytes] = frozenset()  # word stems of the prompt's example not in the text
     numbers: Numbers | None = None  # the only numbers the field may write (None: any)
+    no_start: frozenset[bytes] = CONTINUING  # lower-case words the answer may not start with
+    refused: bytes = b""  # characters refused on top of the table and markup ones
 
     def allows(self, text: bytes, piece: bytes) -> bool:
-        if _FORBIDDEN.search(piece):
+        if _FORBIDDEN.search(piece) or (self.refused and any(c in self.refused for c in piece)):
             return False
         first = piece.strip().decode("utf-8", "ignore")[:1]
         if first and not text.strip() and not first.isalnum():
             return False  # an answer that starts with punctuation is the format leaking in
+        if (not text.strip() or text.strip().isalpha()) and self._starts_badly(text + piece):
+            return False  # checked while the first word is being written, whatever its pieces
         if _LEAK.match((text + piece).lstrip()):
             return False  # list numbers, labels and quotes are the prompt's format leaking in
         words = stems(text + piece)
@@ -102,7 +114,7 @@ class FreeText:
             return False  # small models fill a field with the one before it
         if any(len(w) == 4 and w in self.foreign for w in words[-2:]):
             return False  # ... or with the example's topic, which the document never mentions
-        if self.numbers is not None and _DIGIT.search(text[-2:] + piece):
+        if self.numbers is not None and (_DIGIT.search(piece) or _NUMBER_END.search(text)):
             if not self.numbers.allows(text + piece):
                 return False
             if self._ends_early(text) and not piece[:1].isdigit():
@@ -113,12 +125,16 @@ class FreeText:
         stripped = text.strip()
         if stripped.lower() in self.avoid or is_placeholder(stripped.decode("utf-8", "ignore")):
             return False
-        words = stripped.lower().split()
+        words = stripped.rstrip(TRIMMED.encode()).lower().split()
         if words and words[-1] in _DANGLING:
             return False
         if self.numbers is not None and not self.numbers.allows(stripped + b" "):
             return False  # "about 1" where the document has only "15"
         return len(stripped) >= self.min_chars and len(_LETTER.findall(stripped)) >= 2
+
+    def _starts_badly(self, text: bytes) -> bool:
+        """Does the answer's first word, as far as it is written, equal a refused start?"""
+        return first_word(text) in self.no_start
 
     def finished(self, text: bytes) -> bool:
         if self.sentences is None:
@@ -137,6 +153,12 @@ class FreeText:
             and self._open(text)
             and len(_SENTENCE_END.findall(text)) >= self.sentences
         )
+
+
+def first_word(text: bytes) -> bytes:
+    """The letters the text starts with, lower-cased ("Part-time" -> "part")."""
+    match = _FIRST_WORD.match(text)
+    return match.group(1).lower() if match else b""
 
 
 def _starts_like(words: list[bytes], earlier: list[bytes]) -> bool:

@@ -10,6 +10,7 @@ and asks the model only for content.
 from __future__ import annotations
 
 import ctypes
+import string
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from .errors import GenerationError, ModelLoadError
 _CANDIDATES = 48  # how many next-best tokens to try when the best one is refused
 _NGRAM = 4  # a field may not repeat a run of this many tokens (stops loops)
 _RESTARTS = 2  # new starts for a field whose first attempts could not end anywhere
+_WORD_BYTES = (string.ascii_letters + "-'").encode()  # "counter-rev" is half of one word
 
 FeedKind = Literal["prompt", "fed"]
 _DECODED = "decoded"
@@ -266,17 +268,20 @@ class Engine:
                 return False
             return bool(piece) and constraint.allows(text, piece)
 
+        ended = False  # by the model's choice: an end token or a newline
         for _ in range(max_tokens):
             logits = self.logits()
             if penalties:
                 logits[penalty_ids] -= penalty_values  # the buffer is rewritten by the next eval
             token = self._pick(logits, acceptable)
             if token is None or self.is_end(token):
+                ended = token is not None
                 break
             piece = self.piece(token)
             newline = piece.find(b"\n")
             if newline >= 0:
                 text += piece[:newline]
+                ended = True
                 break
             if len(tokens) >= _NGRAM - 1:
                 seen.add((*tokens[1 - _NGRAM :], token))
@@ -286,13 +291,22 @@ class Engine:
             self._step(token)
             if constraint.finished(text):
                 break
-        if not constraint.may_stop(text):
+        whole = len(text)
+        if not ended and text[-1:] in _WORD_BYTES and self.piece(self._wish())[:1].isalpha():
+            whole = len(text.rstrip(_WORD_BYTES))  # cut in the middle of a word ("the techn")
+        if whole < len(text) or not constraint.may_stop(text):
             kept = len(ends)
-            while kept and not constraint.may_stop(text[: ends[kept - 1]]):
+            while kept and (
+                ends[kept - 1] > whole or not constraint.may_stop(text[: ends[kept - 1]])
+            ):
                 kept -= 1
             text = text[: ends[kept - 1]] if kept else b""
             self.rewind(start + kept)
         return text, tokens[0] if tokens else None
+
+    def _wish(self) -> int:
+        """The token the model would write next, unconstrained."""
+        return int(np.argmax(self.logits()))
 
     def choose(self, options: Sequence[str]) -> tuple[int, list[float]]:
         """Pick one of `options` (text) by the model's probabilities; see `choose_tokens`."""

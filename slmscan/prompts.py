@@ -46,6 +46,14 @@ class PromptTemplate:
         lines = (_EXAMPLE_PREFIX.sub("", line) for line in self.sections["Example"].splitlines())
         return "\n".join(line.strip().strip('"') for line in lines if line.strip())
 
+    def example_value(self, label: str) -> str | None:
+        """What the example writes after `label:` ("Behavior" -> "Part-time car use")."""
+        for line in self.sections["Example"].splitlines():
+            head, colon, value = line.partition(":")
+            if colon and head.strip().lstrip("- ") == label:
+                return value.strip().strip('"') or None
+        return None
+
     def render(self, values: dict[str, str]) -> str:
         """The instruction text, placeholders filled; a placeholder with no value is an error."""
         missing = sorted(self.variables - values.keys())

@@ -127,3 +127,27 @@ def test_a_field_that_cannot_end_starts_again_without_its_first_token(engine: En
     engine.rewind(start)
     text = engine.generate(_NotAsFirst(first), max_tokens=8)
     assert text and len(text.split()) == 1 and not text.encode().startswith(first)
+
+
+class _Anything(_OneWord):
+    """Any text may end anywhere: only running out of tokens cuts it."""
+
+    def may_stop(self, text: bytes) -> bool:
+        return True
+
+
+def test_a_field_out_of_tokens_does_not_end_in_half_a_word(engine: Engine) -> None:
+    line = "The internationalisation of counterrevolutionaries."
+    prompt = [*engine.bos(), *engine.text_tokens(f"Copy the line.\nLine: {line}\nCopy: The")]
+    engine.feed(prompt)
+    full = engine.generate(_Anything(), max_tokens=24)
+    assert full.strip() == line.removeprefix("The ")  # several words of several tokens
+    trimmed = 0
+    for n in range(2, len(engine.text_tokens(full)) + 1):
+        engine.rewind(len(prompt) - 1)
+        engine.feed(prompt[-1:])  # its logits again, for a new answer
+        before = engine.counters.snapshot()
+        text = engine.generate(_Anything(), max_tokens=n)
+        assert full.startswith(text) and not full[len(text) : len(text) + 1].isalpha(), n
+        trimmed += engine.counters.since(before).decoded > engine.position - len(prompt)
+    assert trimmed  # some of the cuts fell inside a word and were taken back

@@ -55,3 +55,10 @@ def test_wrong_headings_are_refused(tmp_path: Path) -> None:
 def test_missing_prompt_folder_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(PromptError, match="does not exist"):
         load_template("name_themes", tmp_path / "nope")
+
+
+def test_the_example_value_of_a_label() -> None:
+    template = load_template("extract_behaviors")
+    assert template.example_value("Behavior") == "Part-time car use"
+    assert template.example_value("Evidence").startswith("Many commuters")
+    assert template.example_value("Signal") is None

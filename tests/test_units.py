@@ -194,3 +194,27 @@ def test_a_summary_that_is_not_about_the_document_is_recognised() -> None:
     assert summary_problem(echo, document, prompt) == "does not use the document's words"
     made_up = "Python is a very powerful language, but it is not easy to learn at all."
     assert summary_problem(made_up, document, prompt) == "does not use the document's words"
+
+
+def test_an_answer_does_not_start_with_a_word_that_only_continues_a_phrase() -> None:
+    cell = FreeText()
+    for text, piece in [(b"", b" of"), (b"", b" And"), (b" O", b"f device"), (b"", b" is")]:
+        assert not cell.allows(text, piece), text + piece
+    assert cell.allows(b"", b" Office") and cell.allows(b"", b" Isotopes")
+    assert cell.allows(b"Rise", b" of")  # only the first word
+    name = FreeText(no_start=frozenset({b"part"}), refused=b",:")
+    assert not name.allows(b"", b" Part") and not name.allows(b"Pa", b"rt-time")
+    assert name.allows(b"", b" Parts") and name.allows(b"Spare", b" part")
+    assert not name.allows(b"Shockingly", b",") and not name.allows(b"Part-of-speech", b":")
+
+
+def test_a_number_with_letters_glued_on_is_checked_letter_by_letter() -> None:
+    cell = FreeText(numbers=Numbers.of("Drives hold 80TB."))
+    assert cell.allows(b"80T", b"B") and cell.allows(b"80TB", b" drives")
+    assert not cell.allows(b"80TB", b"s")  # "80TBs" is not the page's
+
+
+def test_a_cell_cannot_stop_on_a_dangling_word_its_cleaning_would_bare() -> None:
+    assert not FreeText().may_stop(b"Tools for -")
+    assert not FreeText().may_stop(b"Tools for,")
+    assert FreeText().may_stop(b"That is what it is.")
