@@ -274,7 +274,9 @@ def test_cells_are_held_back_from_the_example_and_from_the_row_so_far(
     assert card.behaviors and calls
     assert "car" not in re.findall(r"[a-z]+", SAMPLE.read_text().lower())
     car, library = engine.text_tokens(" car")[0], engine.text_tokens(" library")[0]
-    assert all(p.get(car, 0) >= 20 and library not in p for _, p, _ in calls)
+    # A word of the sample is never held back as the example's (a name the row wrote before
+    # may still weigh on it, at a row penalty's strength).
+    assert all(p.get(car, 0) >= 20 and p.get(library, 0) < 20 for _, p, _ in calls)
     # The sample says "community", but " comm", the first token of the example's "commuters",
     # is not a token the sample is written with: it is held back too.
     comm = engine.text_tokens(" commuters")[0]
