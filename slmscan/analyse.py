@@ -68,7 +68,7 @@ _ROWS = {"signals": 4, "behaviors": 5, "technologies": 3, "issues": 5}
 _KEYWORDS, _THEMES = 7, 5
 _NAME_PENALTY = 2.0  # logit penalty on tokens already used in this table's names
 # Logit penalty on content words already written in the row: each cell should add something.
-_ECHO_PENALTY = 1.5
+_ECHO_PENALTY = 3.0
 # Logit penalty on words of the prompt's example that the document does not use: enough to
 # outweigh a tiny model's pull to copy them.
 _FOREIGN_PENALTY = 20.0
@@ -497,7 +497,13 @@ class Analyser:
         note = tuple(t.lower().encode() for t in (reason, advice, f"{label} again"))
         retry = replace(constraint, avoid=constraint.avoid + note)
         value = _clean(engine.generate(retry, max_tokens=limit, penalties=penalties))
-        return value if value and not is_placeholder(value) else ""
+        value = value if value and not is_placeholder(value) else ""
+        # The note leaves the context once answered: later cells would copy it.
+        engine.rewind(start)
+        if value:
+            self.prompter.label(f"\n{label}:")
+            engine.feed(engine.text_tokens(" " + value))
+        return value
 
     # --- merging and validation ---------------------------------------------------------------
 
