@@ -223,9 +223,10 @@ class Engine:
         """Decode one field greedily under `constraint`; it ends at a newline or end token.
 
         A field cut short (by `max_tokens`, its length, or no acceptable token) is taken back
-        to its longest start that may end ("in favour of the" → "in favour"), in the context
-        too. When none may ("10/10/202"), the field starts again without the first token that
-        led there, up to `_RESTARTS` times; "" if every start fails.
+        to its longest start that may end ("in favour of the" → "in favour") and does not stop
+        inside a word (the model's next wish tells: "the techn" → "the"), in the context too.
+        When none may ("10/10/202"), the field starts again without the first token that led
+        there, up to `_RESTARTS` times; "" if every start fails.
         """
         banned: set[int] = set()
         for _ in range(_RESTARTS + 1):
@@ -292,7 +293,8 @@ class Engine:
             if constraint.finished(text):
                 break
         whole = len(text)
-        if not ended and text[-1:] in _WORD_BYTES and self.piece(self._wish())[:1].isalpha():
+        wish = int(np.argmax(self.logits())) if not ended and text[-1:] in _WORD_BYTES else None
+        if wish is not None and self.piece(wish)[:1].isalpha():
             whole = len(text.rstrip(_WORD_BYTES))  # cut in the middle of a word ("the techn")
         if whole < len(text) or not constraint.may_stop(text):
             kept = len(ends)
@@ -303,10 +305,6 @@ class Engine:
             text = text[: ends[kept - 1]] if kept else b""
             self.rewind(start + kept)
         return text, tokens[0] if tokens else None
-
-    def _wish(self) -> int:
-        """The token the model would write next, unconstrained."""
-        return int(np.argmax(self.logits()))
 
     def choose(self, options: Sequence[str]) -> tuple[int, list[float]]:
         """Pick one of `options` (text) by the model's probabilities; see `choose_tokens`."""
