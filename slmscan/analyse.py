@@ -445,7 +445,11 @@ class Analyser:
             for key, label, limit in fields:
                 is_name = key == "name"
                 earlier = tuple(v.lower().encode() for v in row.values() if isinstance(v, str))
-                earlier += tuple(str(r[key]).lower().encode() for r in rows)
+                # Every cell of the rows before, whatever its column: a tiny model moves a
+                # row's name into the next row's "In ten years".
+                earlier += tuple(
+                    v.lower().encode() for r in rows for v in r.values() if isinstance(v, str)
+                )
                 constraint = FreeText(
                     max_chars=limit * 6,
                     sentences=None if is_name else 1,
