@@ -319,9 +319,10 @@ class UsualSection:
 def usual_sections(article: Article) -> list[UsualSection]:
     """The usual way's calls for one article: instruction and JSON schema of each section.
 
-    Keywords, themes, summary, category and type are one call, as in the reference pipeline;
-    each table is one call. Instructions are slmscan's own templates (task and rules; their
-    examples show slmscan's line format, not JSON), with the same counts slmscan asks for.
+    One call per card section (keywords, themes, other, summary and each table), as the issue
+    describes the usual pattern, plus one for a title when the page has none. Instructions are
+    slmscan's own templates (task and rules; their examples show slmscan's line format, not
+    JSON), with the same counts slmscan asks for.
     """
     from .prompts import PromptTemplate, load_template
 
@@ -332,63 +333,39 @@ def usual_sections(article: Article) -> list[UsualSection]:
         # The usual way's rows have no evidence field, so its rules must not ask for one.
         return "\n".join(line for line in text.splitlines() if "vidence" not in line)
 
+    def call(
+        name: str, prompt: str, values: dict[str, str], properties: dict[str, Any]
+    ) -> UsualSection:
+        schema = {
+            "type": "object",
+            "properties": properties,
+            "required": list(properties),
+            "additionalProperties": False,
+        }
+        text = f"{instruction(prompt, values)}\n\nAnswer with one JSON object."
+        return UsualSection(name, text, schema)
+
     long = len(article.text) > 1500  # slmscan asks for fewer items on short documents
     keywords, themes = (7, 5) if long else (5, 3)
-    overview = "\n\n".join(
-        [
-            instruction("extract_keywords", {"count": str(keywords)}),
-            instruction("name_themes", {"count": str(themes)}),
-            instruction("summarize_document", {}),
-            instruction(
-                "classify_document",
-                {"categories": ", ".join(CATEGORIES), "types": ", ".join(DOCUMENT_TYPES)},
-            ),
-            "Answer with one JSON object with the fields keywords, themes, summary, category "
-            "and type.",
-        ]
-    )
+    kinds = {"categories": ", ".join(CATEGORIES), "types": ", ".join(DOCUMENT_TYPES)}
     sections = [
-        UsualSection(
-            "overview",
-            overview,
-            {
-                "type": "object",
-                "properties": {
-                    "keywords": _strings(keywords),
-                    "themes": _strings(themes),
-                    "summary": {"type": "string", "minLength": 1},
-                    "category": {"type": "string", "enum": list(CATEGORIES)},
-                    "type": {"type": "string", "enum": list(DOCUMENT_TYPES)},
-                },
-                "required": ["keywords", "themes", "summary", "category", "type"],
-                "additionalProperties": False,
-            },
-        )
-    ]
+        call("keywords", "extract_keywords", {"count": str(keywords)},
+             {"keywords": _strings(keywords)}),
+        call("themes", "name_themes", {"count": str(themes)}, {"themes": _strings(themes)}),
+        call("other", "classify_document", kinds, {
+            "category": {"type": "string", "enum": list(CATEGORIES)},
+            "type": {"type": "string", "enum": list(DOCUMENT_TYPES)},
+        }),
+        call("summary", "summarize_document", {},
+             {"summary": {"type": "string", "minLength": 1}}),
+    ]  # fmt: skip
     for table, rows in _ROWS.items():
-        text = instruction(_TABLE_PROMPTS[table], {"count": str(rows)})
-        schema = {
-            "type": "object",
-            "properties": {
-                table: {
-                    "type": "array",
-                    "items": _row_schema(_ROW_MODELS[table]),
-                    "minItems": 1,
-                    "maxItems": rows,
-                }
-            },
-            "required": [table],
-            "additionalProperties": False,
-        }
-        sections.append(UsualSection(table, f"{text}\n\nAnswer with one JSON object.", schema))
+        items = {"type": "array", "items": _row_schema(_ROW_MODELS[table]), "minItems": 1,
+                 "maxItems": rows}  # fmt: skip
+        sections.append(call(table, _TABLE_PROMPTS[table], {"count": str(rows)}, {table: items}))
     if not article.title:  # slmscan writes a title only when the page has none
-        schema = {
-            "type": "object",
-            "properties": {"title": {"type": "string", "minLength": 1}},
-            "required": ["title"],
-            "additionalProperties": False,
-        }
-        sections.append(UsualSection("title", instruction("write_title", {}), schema))
+        title = {"title": {"type": "string", "minLength": 1}}
+        sections.append(call("title", "write_title", {}, title))
     return sections
 
 
@@ -500,7 +477,6 @@ def usual_card(
     whose call gave no parseable JSON is empty. Provenance is `like`'s with the usual way's token
     counts, so that the card validates; only its content is compared.
     """
-    overview = outputs.get("overview", {})
     invalid = 0
     tables: dict[str, list[BaseModel]] = {}
     for table, model in _ROW_MODELS.items():
@@ -520,16 +496,20 @@ def usual_card(
     def choice(value: object, allowed: Sequence[str]) -> str | None:
         return value if isinstance(value, str) and value in allowed else None
 
-    summary = overview.get("summary")
+    def field(section: str) -> object:
+        return outputs.get(section, {}).get(section)
+
+    summary = field("summary")
+    other = outputs.get("other", {})
     title = outputs.get("title", {}).get("title") or article.title or "Untitled document"
     card = Card(
         src=article.src,
         title=str(title).strip() or "Untitled document",
         source=article.source,
-        keywords=strings(overview.get("keywords")),
-        themes=strings(overview.get("themes")),
-        category=choice(overview.get("category"), CATEGORIES),  # type: ignore[arg-type]
-        type=choice(overview.get("type"), DOCUMENT_TYPES),  # type: ignore[arg-type]
+        keywords=strings(field("keywords")),
+        themes=strings(field("themes")),
+        category=choice(other.get("category"), CATEGORIES),  # type: ignore[arg-type]
+        type=choice(other.get("type"), DOCUMENT_TYPES),  # type: ignore[arg-type]
         summary=summary.strip() if isinstance(summary, str) and summary.strip() else None,
         **tables,  # type: ignore[arg-type]
         provenance=like.provenance.model_copy(

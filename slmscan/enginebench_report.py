@@ -53,8 +53,8 @@ def render_table(run: BenchRun, plot_name: str | None = None) -> str:
         "",
         "- **slmscan**: `Scanner.analyse` (one prefill per document, scaffolding fed, content "
         "decoded under per-field constraints). Token counts from the card's provenance.",
-        f"- **usual**: llama-cpp-python `{run.usual_api}`, one call per section (keywords + "
-        "themes + summary + category/type; signals; behaviors; technologies; issues; a title "
+        f"- **usual**: llama-cpp-python `{run.usual_api}`, one call per card section (keywords; "
+        "themes; category and type; summary; signals; behaviors; technologies; issues; a title "
         "only when the page has none), the section's instruction first and the article after "
         f"it, temperature 0, max_tokens {run.usual_max_tokens}. It is not asked for evidence "
         "quotes (slmscan's rows carry them), so its task is smaller: the speed-up is a lower "

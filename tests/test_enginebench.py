@@ -66,7 +66,8 @@ def test_engine_bench_writes_a_consistent_table_plot_and_json(tmp_path: Path) ->
     assert math.isclose(page["speedup"], page["usual_wall"] / page["wall"], rel_tol=1e-3)
     # The page has a title, so the usual way makes one call per section and none for a title.
     assert [c["section"] for c in page["usual_calls"]] == [
-        "overview", "signals", "behaviors", "technologies", "issues",
+        "keywords", "themes", "other", "summary", "signals", "behaviors", "technologies",
+        "issues",
     ]  # fmt: skip
     assert all(c["prompt_tokens"] > page["document_tokens"] for c in page["usual_calls"])
     assert all(0 < c["completion_tokens"] <= 16 for c in page["usual_calls"])
