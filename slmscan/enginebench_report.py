@@ -156,6 +156,7 @@ def render_table(run: BenchRun, plot_name: str | None = None) -> str:
         f"{_check(ratio <= TARGET_PROMPT_RATIO)} |",
     ]
     lines += _time_split(done)
+    lines += _bounds(done)
     lines += _usual_notes(done)
     if plot_name:
         lines += ["", f"![wall time per page, both ways]({plot_name})"]
@@ -208,6 +209,41 @@ def _time_split(done: list[PageResult]) -> list[str]:
         "",
         f"- Decoding as the card does it (decoded tokens ÷ time not spent feeding) runs at "
         f"{_median(effective):.2f}× the raw decode rate.",
+    ]
+
+
+def _bounds(done: list[PageResult]) -> list[str]:
+    """What limits the speed-up: the document's own prefill, and the card's work beyond it.
+
+    A card has to read its document at least once; at the measured prefill rate that alone
+    takes `document_tokens / prefill_rate`, so no card can be faster than the usual way by more
+    than the usual way's time over that.
+    """
+    document = [p.document_tokens / p.prefill_rate for p in done]
+    template = [p.template_tokens / p.prefill_rate for p in done]
+    fed = [(p.fed_tokens + p.decoded_batched) / p.prefill_rate for p in done]
+    steps = [p.decode_steps / p.decode_rate for p in done]
+    ceiling = [p.usual_wall / d for p, d in zip(done, document, strict=True)]
+    # What a card at the target may spend beyond its document, against what it spends now.
+    allowed = [p.usual_wall / TARGET_SPEEDUP - d for p, d in zip(done, document, strict=True)]
+    spent = [p.wall - d for p, d in zip(done, document, strict=True)]
+    return [
+        "",
+        "## What bounds the speed-up (medians per card)",
+        "",
+        "| slmscan's token work, at the page's measured rates | s |",
+        "|---|---:|",
+        f"| the document, read once | {_median(document):.2f} |",
+        f"| the instructions (template tokens) | {_median(template):.2f} |",
+        f"| scaffolding and quotes fed (with the decoded tokens riding along) | "
+        f"{_median(fed):.2f} |",
+        f"| decode steps (the card's content, one token at a time) | {_median(steps):.2f} |",
+        "",
+        f"- A card that did nothing but read its document once would be "
+        f"{_median(ceiling):.1f}× faster than the usual way (usual time ÷ the document's "
+        "prefill time, median of the pages).",
+        f"- At {TARGET_SPEEDUP:.0f}× a card could spend {_median(allowed):.2f} s beyond reading "
+        f"its document; it spends {_median(spent):.2f} s.",
     ]
 
 

@@ -75,3 +75,6 @@ def test_engine_bench_writes_a_consistent_table_plot_and_json(tmp_path: Path) ->
     text = table.read_text(encoding="utf-8")
     assert "| other.md |" in text and "| **median** |" in text
     assert "## Acceptance" in text and "engine-smollm2-135m.png" in text
+    # The ceiling is the usual way's time over the document's own prefill time.
+    ceiling = page["usual_wall"] / (page["document_tokens"] / page["prefill_rate"])
+    assert f"would be {ceiling:.1f}× faster than the usual way" in text
