@@ -62,6 +62,8 @@ SECTION_PROMPTS: dict[str, str] = {
 }
 SECTIONS: tuple[str, ...] = tuple(SECTION_PROMPTS)
 TITLE_PROMPT = "write_title"
+#: What the classification prompt is told it may answer.
+CLASSIFY_VALUES = {"categories": ", ".join(CATEGORIES), "types": ", ".join(DOCUMENT_TYPES)}
 
 # Rows asked for per table (fewer for short documents) and the most kept after merging parts.
 _ROWS = {"signals": 4, "behaviors": 5, "technologies": 3, "issues": 5}
@@ -350,8 +352,7 @@ class Analyser:
         return items
 
     def _classify(self, prompt: str, draft: _Draft) -> None:
-        values = {"categories": ", ".join(CATEGORIES), "types": ", ".join(DOCUMENT_TYPES)}
-        self.prompter.start_answer(prompt, values, "Category:")
+        self.prompter.start_answer(prompt, CLASSIFY_VALUES, "Category:")
         _, beliefs = self.engine.choose([" " + c for c in CATEGORIES])
         for name, p in zip(CATEGORIES, beliefs, strict=True):
             draft.category_votes[name] = draft.category_votes.get(name, 0.0) + p

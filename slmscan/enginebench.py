@@ -50,12 +50,6 @@ _ROW_MODELS: dict[str, type[BaseModel]] = {
     "technologies": Technology,
     "issues": Issue,
 }
-_TABLE_PROMPTS = {
-    "signals": "extract_signals",
-    "behaviors": "extract_behaviors",
-    "technologies": "extract_technologies",
-    "issues": "extract_issues",
-}
 # Batch sizes of llama.cpp evaluations, for where the card's feeding time goes: a batch of a
 # few tokens costs about one decode step, not its tokens ÷ the prefill rate.
 BATCH_BUCKETS: tuple[tuple[str, int, int], ...] = (
@@ -324,6 +318,7 @@ def usual_sections(article: Article) -> list[UsualSection]:
     slmscan's own templates (task and rules; their examples show slmscan's line format, not
     JSON), with the same counts slmscan asks for.
     """
+    from .analyse import CLASSIFY_VALUES, SECTION_PROMPTS, TITLE_PROMPT
     from .prompts import PromptTemplate, load_template
 
     def instruction(name: str, values: dict[str, str]) -> str:
@@ -346,26 +341,29 @@ def usual_sections(article: Article) -> list[UsualSection]:
         return UsualSection(name, text, schema)
 
     long = len(article.text) > 1500  # slmscan asks for fewer items on short documents
-    keywords, themes = (7, 5) if long else (5, 3)
-    kinds = {"categories": ", ".join(CATEGORIES), "types": ", ".join(DOCUMENT_TYPES)}
-    sections = [
-        call("keywords", "extract_keywords", {"count": str(keywords)},
-             {"keywords": _strings(keywords)}),
-        call("themes", "name_themes", {"count": str(themes)}, {"themes": _strings(themes)}),
-        call("other", "classify_document", kinds, {
+    counts = {"keywords": 7 if long else 5, "themes": 5 if long else 3, **_ROWS}
+    properties: dict[str, dict[str, Any]] = {
+        "keywords": {"keywords": _strings(counts["keywords"])},
+        "themes": {"themes": _strings(counts["themes"])},
+        "other": {
             "category": {"type": "string", "enum": list(CATEGORIES)},
             "type": {"type": "string", "enum": list(DOCUMENT_TYPES)},
-        }),
-        call("summary", "summarize_document", {},
-             {"summary": {"type": "string", "minLength": 1}}),
-    ]  # fmt: skip
+        },
+        "summary": {"summary": {"type": "string", "minLength": 1}},
+    }
     for table, rows in _ROWS.items():
-        items = {"type": "array", "items": _row_schema(_ROW_MODELS[table]), "minItems": 1,
-                 "maxItems": rows}  # fmt: skip
-        sections.append(call(table, _TABLE_PROMPTS[table], {"count": str(rows)}, {table: items}))
+        items = _row_schema(_ROW_MODELS[table])
+        properties[table] = {
+            table: {"type": "array", "items": items, "minItems": 1, "maxItems": rows}
+        }
+    sections = [
+        call(name, prompt, {**CLASSIFY_VALUES, "count": str(counts.get(name, ""))},
+             properties[name])
+        for name, prompt in SECTION_PROMPTS.items()
+    ]  # fmt: skip
     if not article.title:  # slmscan writes a title only when the page has none
         title = {"title": {"type": "string", "minLength": 1}}
-        sections.append(call("title", "write_title", {}, title))
+        sections.append(call("title", TITLE_PROMPT, {}, title))
     return sections
 
 
@@ -501,7 +499,7 @@ def usual_card(
 
     summary = field("summary")
     other = outputs.get("other", {})
-    title = outputs.get("title", {}).get("title") or article.title or "Untitled document"
+    title = field("title") or article.title or "Untitled document"
     card = Card(
         src=article.src,
         title=str(title).strip() or "Untitled document",
