@@ -65,9 +65,9 @@ TITLE_PROMPT = "write_title"
 #: What the classification prompt is told it may answer.
 CLASSIFY_VALUES = {"categories": ", ".join(CATEGORIES), "types": ", ".join(DOCUMENT_TYPES)}
 
-# Rows asked for per table (fewer for short documents) and the most kept after merging parts.
-_ROWS = {"signals": 4, "behaviors": 5, "technologies": 3, "issues": 5}
-_KEYWORDS, _THEMES = 7, 5
+#: Rows asked for per table (fewer for short documents); twice as many are kept after merging.
+ROWS = {"signals": 4, "behaviors": 5, "technologies": 3, "issues": 5}
+_SHORT_CHARS = 1500  # a document (or part) this short is asked for fewer keywords and themes
 _NAME_PENALTY = 2.0  # logit penalty on tokens already used in this table's names
 # Logit penalty on content words already written in the row: each cell should add something.
 _ECHO_PENALTY = 3.0
@@ -314,7 +314,7 @@ class Analyser:
         """Keywords chosen by the model among candidate phrases of the document."""
         engine = self.engine
         candidates = candidate_phrases(text)
-        count = min(len(candidates), _KEYWORDS if n_chars > 1500 else _KEYWORDS - 2)
+        count = min(len(candidates), item_counts(n_chars)["keywords"])
         if not count:
             return []
         self.prompter.start_answer(prompt, {"count": str(count)}, "Keywords:\n-")
@@ -329,7 +329,7 @@ class Analyser:
         return chosen
 
     def _themes(self, prompt: str, n_chars: int) -> list[str]:
-        count = _THEMES if n_chars > 1500 else _THEMES - 2
+        count = item_counts(n_chars)["themes"]
         self.prompter.start_answer(prompt, {"count": str(count)}, "Themes:\n-")
         items: list[str] = []
         penalties: dict[int, float] = {}
@@ -408,7 +408,7 @@ class Analyser:
         self, section: str, prompt: str, sentences: list[Sentence], notes: list[str]
     ) -> list[dict[str, object]]:
         engine = self.engine
-        wanted = min(_ROWS[section], max(1, len(sentences) // 3))
+        wanted = min(ROWS[section], max(1, len(sentences) // 3))
         if not sentences:
             return []
         self.prompter.start_answer(prompt, {"count": str(wanted)}, 'Evidence: "')
@@ -567,10 +567,10 @@ class Analyser:
         network_calls: int,
     ) -> Card:
         tables = {}
-        for section, row_type in _ROW_TYPES.items():
+        for section, row_type in ROW_TYPES.items():
             rows = [row_type.model_validate(row) for row in draft.rows.get(section, [])]
             rows = dedupe_rows(verify_rows(rows, article.text))  # most relevant first
-            tables[section] = rows[: _ROWS[section] * 2]
+            tables[section] = rows[: ROWS[section] * 2]
         summary = draft.summaries[0] if draft.summaries else None
         return Card(
             src=article.src,
@@ -626,7 +626,18 @@ _TABLE_FIELDS: dict[str, list[tuple[str, str, int]]] = {
     "technologies": [("name", "Technology", 10), ("description", "Description", 28)],
     "issues": [("name", "Issue", 10), ("description", "Description", 28)],
 }
-_ROW_TYPES = {"signals": Signal, "behaviors": Behavior, "technologies": Technology, "issues": Issue}
+ROW_TYPES: dict[str, type[Signal | Behavior | Technology | Issue]] = {
+    "signals": Signal,
+    "behaviors": Behavior,
+    "technologies": Technology,
+    "issues": Issue,
+}
+
+
+def item_counts(n_chars: int) -> dict[str, int]:
+    """Keywords and themes asked for from a document (or part) of `n_chars` characters."""
+    short = n_chars <= _SHORT_CHARS
+    return {"keywords": 5 if short else 7, "themes": 3 if short else 5}
 
 
 def _dedupe(items: list[str]) -> list[str]:

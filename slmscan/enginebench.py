@@ -29,7 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .card import CATEGORIES, DOCUMENT_TYPES, Behavior, Card, Issue, Signal, Source, Technology
+from .card import CATEGORIES, DOCUMENT_TYPES, Card, Source
 from .document import Article
 from .errors import SlmscanError, UsageError
 
@@ -42,14 +42,6 @@ TARGET_SPEEDUP = 8.0
 TARGET_OVERHEAD = 1.15
 TARGET_PROMPT_RATIO = 1.1
 
-# Rows slmscan asks for per table (analyse.py); the usual way may return up to as many.
-_ROWS = {"signals": 4, "behaviors": 5, "technologies": 3, "issues": 5}
-_ROW_MODELS: dict[str, type[BaseModel]] = {
-    "signals": Signal,
-    "behaviors": Behavior,
-    "technologies": Technology,
-    "issues": Issue,
-}
 # Batch sizes of llama.cpp evaluations, for where the card's feeding time goes: a batch of a
 # few tokens costs about one decode step, not its tokens ÷ the prefill rate.
 BATCH_BUCKETS: tuple[tuple[str, int, int], ...] = (
@@ -318,7 +310,14 @@ def usual_sections(article: Article) -> list[UsualSection]:
     slmscan's own templates (task and rules; their examples show slmscan's line format, not
     JSON), with the same counts slmscan asks for.
     """
-    from .analyse import CLASSIFY_VALUES, SECTION_PROMPTS, TITLE_PROMPT
+    from .analyse import (
+        CLASSIFY_VALUES,
+        ROW_TYPES,
+        ROWS,
+        SECTION_PROMPTS,
+        TITLE_PROMPT,
+        item_counts,
+    )
     from .prompts import PromptTemplate, load_template
 
     def instruction(name: str, values: dict[str, str]) -> str:
@@ -340,8 +339,8 @@ def usual_sections(article: Article) -> list[UsualSection]:
         text = f"{instruction(prompt, values)}\n\nAnswer with one JSON object."
         return UsualSection(name, text, schema)
 
-    long = len(article.text) > 1500  # slmscan asks for fewer items on short documents
-    counts = {"keywords": 7 if long else 5, "themes": 5 if long else 3, **_ROWS}
+    # The same counts slmscan asks for; the usual way may return up to as many rows.
+    counts = {**item_counts(len(article.text)), **ROWS}
     properties: dict[str, dict[str, Any]] = {
         "keywords": {"keywords": _strings(counts["keywords"])},
         "themes": {"themes": _strings(counts["themes"])},
@@ -351,8 +350,8 @@ def usual_sections(article: Article) -> list[UsualSection]:
         },
         "summary": {"summary": {"type": "string", "minLength": 1}},
     }
-    for table, rows in _ROWS.items():
-        items = _row_schema(_ROW_MODELS[table])
+    for table, rows in ROWS.items():
+        items = _row_schema(ROW_TYPES[table])
         properties[table] = {
             table: {"type": "array", "items": items, "minItems": 1, "maxItems": rows}
         }
@@ -475,9 +474,11 @@ def usual_card(
     whose call gave no parseable JSON is empty. Provenance is `like`'s with the usual way's token
     counts, so that the card validates; only its content is compared.
     """
+    from .analyse import ROW_TYPES
+
     invalid = 0
     tables: dict[str, list[BaseModel]] = {}
-    for table, model in _ROW_MODELS.items():
+    for table, model in ROW_TYPES.items():
         rows = outputs.get(table, {}).get(table, [])
         kept = []
         for row in rows if isinstance(rows, list) else []:
