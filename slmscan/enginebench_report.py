@@ -63,8 +63,9 @@ def render_table(run: BenchRun, plot_name: str | None = None) -> str:
         "each page right after its card: the page's document fed in one go from position 0, "
         f"then {DECODE_PROBE} tokens of plain argmax decoding. Reference at the start of the "
         f"run (512 tokens from position 0): prefill {run.reference_prefill_rate:.0f} tok/s, "
-        f"decode {run.reference_decode_rate:.0f} tok/s. The machine is shared: CPU time of "
-        f"this process ÷ (wall × threads) = {run.cpu_share:.2f}, load average "
+        f"decode {run.reference_decode_rate:.0f} tok/s. CPU time of this process ÷ (wall × "
+        f"threads) = {run.cpu_share:.2f} (single-threaded work, such as the usual way's "
+        "grammar over the vocabulary, can lower it as much as other jobs can); load average "
         f"{run.load_start:.2f} at the start, {run.load_end:.2f} at the end.",
         "- **predicted** = (prompt + fed tokens + decoded tokens evaluated in a batch) ÷ "
         "prefill rate + decoded tokens evaluated alone ÷ decode rate (a chosen token waits and "
