@@ -4,10 +4,12 @@
         "baseline=bench-a/cards/smollm2-135m" "change=bench-b/cards/smollm2-135m"
 
 Each LABEL=FOLDER holds one model's cards (<slug>.json). Example copies are counted against the
-built-in prompts' examples, so runs made with other prompts are judged by the same words. The
-last column, prompt words, is a rougher check of the same kind: rows using a word (three letters
-or more, not a stop word) of their prompt's task or rules that their page never uses; it also
-counts fair words such as "change" in a signal, so only its differences between runs mean much.
+built-in prompts' examples, so runs made with other prompts are judged by the same words.
+Prompt words is a rougher check of the same kind: rows using a word (three letters or more, not
+a stop word) of their prompt's task or rules that their page never uses; it also counts fair
+words such as "change" in a signal, so only its differences between runs mean much. The last
+columns judge the themes, which the quality figures leave out: how many are longer than the
+prompt's three words, and how many use a word of the themes prompt their page never uses.
 """
 
 from __future__ import annotations
@@ -28,13 +30,16 @@ from slmscan.quality import TABLES, run_quality
 _WORDS = re.compile(r"[a-z]+")
 
 
+def _rule_words(section: str) -> set[str]:
+    """Words (three letters or more, not stop words) of a section's task and rules."""
+    template = load_template(SECTION_PROMPTS[section])
+    text = f"{template.sections['Task']} {template.sections['Rules']}".lower()
+    return {w for w in _WORDS.findall(text) if len(w) >= 3} - STOP_WORDS
+
+
 def prompt_word_rows(cards: dict[str, Card], documents: dict[str, str]) -> int:
     """Rows using a word of their prompt's task or rules that their document never uses."""
-    rules = {}
-    for table in TABLES:
-        template = load_template(SECTION_PROMPTS[table])
-        text = f"{template.sections['Task']} {template.sections['Rules']}".lower()
-        rules[table] = {w for w in _WORDS.findall(text) if len(w) >= 3} - STOP_WORDS
+    rules = {table: _rule_words(table) for table in TABLES}
     hits = 0
     for key, card in cards.items():
         words = set(_WORDS.findall(documents[key].lower()))
@@ -43,6 +48,20 @@ def prompt_word_rows(cards: dict[str, Card], documents: dict[str, str]) -> int:
                 cells = " ".join(v for v in row.model_dump().values() if isinstance(v, str))
                 hits += bool((rules[table] - words) & set(_WORDS.findall(cells.lower())))
     return hits
+
+
+def theme_figures(cards: dict[str, Card], documents: dict[str, str]) -> tuple[int, int, int]:
+    """Themes, themes of more than three words (the prompt asks for one to three), and themes
+    using a word of the themes prompt's task or rules that their document never uses."""
+    rules = _rule_words("themes")
+    themes = long = prompt = 0
+    for key, card in cards.items():
+        words = set(_WORDS.findall(documents[key].lower()))
+        for theme in card.themes:
+            themes += 1
+            long += len(theme.split()) > 3
+            prompt += bool((rules - words) & set(_WORDS.findall(theme.lower())))
+    return themes, long, prompt
 
 
 def main() -> None:
@@ -55,9 +74,10 @@ def main() -> None:
     print(
         "| run | cards | rows | "
         + " | ".join(label for _, label in QUALITY_COLUMNS)
-        + " | quality index | prompt words |"
+        + " | quality index | prompt words"
+        + " | themes | themes over 3 words | prompt words in themes |"
     )
-    print("|:--|--:|--:|" + "--:|" * (len(QUALITY_COLUMNS) + 2))
+    print("|:--|--:|--:|" + "--:|" * (len(QUALITY_COLUMNS) + 5))
     for run in args.runs:
         label, folder = run.split("=", 1)
         files = {key: Path(folder) / f"{slugify(key)}.json" for key in documents}
@@ -66,9 +86,12 @@ def main() -> None:
         rows = sum(f.rows for f in per_card.values())
         cells = [pct(getattr(figures, name)) for name, _ in QUALITY_COLUMNS]
         prompt_words = prompt_word_rows(cards, documents)
+        themes, long, prompt = theme_figures(cards, documents)
         print(
             f"| {label} | {len(cards)} | {rows} | {' | '.join(cells)} | {pct(figures.index())} "
-            f"| {pct(prompt_words / rows if rows else None)} ({prompt_words}) |"
+            f"| {pct(prompt_words / rows if rows else None)} ({prompt_words}) | {themes} "
+            f"| {pct(long / themes if themes else None)} ({long}) "
+            f"| {pct(prompt / themes if themes else None)} ({prompt}) |"
         )
 
 

@@ -75,6 +75,9 @@ _ECHO_PENALTY = 3.0
 # outweigh a tiny model's pull to copy them.
 _FOREIGN_PENALTY = 20.0
 _WORDS = re.compile(r"[a-z]+")
+# A theme names a subject: "the impact of", "in terms" start a phrase about one. (Refused at
+# the first piece, so words written with such a piece first, "by" + "zantine", are lost.)
+_THEME_NO_START = CONTINUING | frozenset(b"the a an in to".split())
 # Words a card may always use even when its example had them and the document does not.
 _COMMON = frozenset(stems(" ".join(sorted(STOP_WORDS)).encode()))
 _SUMMARY_MIN_WORDS = 8
@@ -339,8 +342,10 @@ class Analyser:
             avoid = tuple(t.encode() for t in items)
             constraint = FreeText(
                 max_chars=40,
+                max_words=3,  # the prompt's rule: one to three words each
                 avoid=avoid,
-                foreign=self._foreign(prompt),
+                foreign=self._foreign(prompt, instructions=True),
+                no_start=_THEME_NO_START,
                 numbers=self._part_numbers,
             )
             item = _clean(self.engine.generate(constraint, max_tokens=10, penalties=penalties))
@@ -512,10 +517,18 @@ class Analyser:
 
     # --- merging and validation ---------------------------------------------------------------
 
-    def _foreign(self, prompt: str) -> frozenset[bytes]:
-        """Words of the prompt's example that the document does not use: never to be written."""
-        example = stems(self.prompts[prompt].example_text.encode())
-        return frozenset(w for w in example if len(w) == 4 and w not in self._part_stems) - _COMMON
+    def _foreign(self, prompt: str, instructions: bool = False) -> frozenset[bytes]:
+        """Words of the prompt's example that the document does not use: never to be written.
+
+        With `instructions`, the words of its task and rules too, for a field with no example
+        to copy, where small models copy the rules instead ("one to three words each").
+        """
+        template = self.prompts[prompt]
+        text = template.example_text
+        if instructions:
+            text += f"\n{template.sections['Task']}\n{template.sections['Rules']}"
+        words = stems(text.encode())
+        return frozenset(w for w in words if len(w) == 4 and w not in self._part_stems) - _COMMON
 
     def _example_penalties(self, prompt: str) -> dict[int, float]:
         """Logit penalties on the first token of each word of the prompt's example that the

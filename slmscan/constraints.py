@@ -21,7 +21,6 @@ _DIGIT = re.compile(rb"\d")
 _NUMBER_END = re.compile(rb"\d[.,\d]*[A-Za-z]*$")  # a number the next piece may go on with
 _OPEN_NUMBER = re.compile(rb"\d+(?:[.,]\d+)*\.$")  # "1." may yet become "1.5"
 _STEM = re.compile(rb"[a-z0-9\x80-\xff]+")
-_LETTER = re.compile(rb"[A-Za-z\x80-\xff]")
 # Cells that fill a slot without saying anything.
 _PLACEHOLDER = re.compile(
     r"(?:n/?a|none|null|nil|nothing|unknown|tbd|tba|todo|placeholder|example|same as above"
@@ -91,6 +90,9 @@ class FreeText:
     """One line of prose: no table or markup characters, bounded, optionally a few sentences."""
 
     max_chars: int = 300
+    # A word begun beyond this many ends the field before it: refusing it would leave the model
+    # to glue letters on the last word instead ("using" + "t-sne").
+    max_words: int | None = None
     sentences: int | None = None  # stop after this many sentences
     min_chars: int = 2
     avoid: tuple[bytes, ...] = ()  # earlier fields, lower-cased: not to be copied
@@ -103,8 +105,8 @@ class FreeText:
         if _FORBIDDEN.search(piece) or (self.refused and any(c in self.refused for c in piece)):
             return False
         first = piece.strip().decode("utf-8", "ignore")[:1]
-        if first and not text.strip() and not first.isalnum():
-            return False  # an answer that starts with punctuation is the format leaking in
+        if first and not text.strip() and not (first.isalpha() or first in "0123456789"):
+            return False  # a start on punctuation or a mark like "²" is the format leaking in
         if (not text.strip() or text.strip().isalpha()) and self._starts_badly(text + piece):
             return False  # checked while the first word is being written, whatever its pieces
         if _LEAK.match((text + piece).lstrip()):
@@ -123,6 +125,8 @@ class FreeText:
 
     def may_stop(self, text: bytes) -> bool:
         stripped = text.strip()
+        if self._over_words(text):
+            return False
         if stripped.lower() in self.avoid or is_placeholder(stripped.decode("utf-8", "ignore")):
             return False
         words = stripped.rstrip(TRIMMED.encode()).lower().split()
@@ -130,13 +134,20 @@ class FreeText:
             return False
         if self.numbers is not None and not self.numbers.allows(stripped + b" "):
             return False  # "about 1" where the document has only "15"
-        return len(stripped) >= self.min_chars and len(_LETTER.findall(stripped)) >= 2
+        # Letters of the decoded text: the bytes of "–" or "€" are not letters.
+        letters = sum(c.isalpha() for c in stripped.decode("utf-8", "ignore"))
+        return len(stripped) >= self.min_chars and letters >= 2
 
     def _starts_badly(self, text: bytes) -> bool:
         """Does the answer's first word, as far as it is written, equal a refused start?"""
         return first_word(text) in self.no_start
 
+    def _over_words(self, text: bytes) -> bool:
+        return self.max_words is not None and len(text.split()) > self.max_words
+
     def finished(self, text: bytes) -> bool:
+        if self._over_words(text):
+            return True  # the engine takes the field back to before the extra word
         if self.sentences is None:
             return len(text) >= self.max_chars
         ends = len(_SENTENCE_END.findall(text)) - self._open(text)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from slmscan.card import Card
-from slmscan.constraints import FreeText
+from slmscan.constraints import FreeText, stems
 from slmscan.document import RawDocument
 from slmscan.extract import extract_article
 from slmscan.render import render_markdown
@@ -67,6 +67,35 @@ def test_every_row_quotes_the_document_at_its_offsets(sample_card: Card) -> None
 def test_keywords_occur_in_the_document(sample_card: Card) -> None:
     text = _article(SAMPLE).text.lower()
     assert all(k.lower() in text for k in sample_card.keywords)
+
+
+@pytest.mark.parametrize("page", ["sample", "strangemachines.io.performant.html"])
+def test_themes_keep_the_rules_without_copying_them(
+    smol_scanner: Scanner, request: pytest.FixtureRequest, page: str
+) -> None:
+    """Themes have no example to copy, so small models copied the rules instead: before this
+    check the corpus page's themes were "one to three words each, in lower case.", "no theme
+    twice." and longer phrases."""
+    from slmscan.analyse import Analyser
+    from slmscan.keyphrases import STOP_WORDS
+    from slmscan.prompts import load_template
+
+    path = SAMPLE if page == "sample" else request.getfixturevalue("corpus") / "html" / page
+    article = _article(path)
+    loaded = smol_scanner._load()
+    analyser = Analyser(loaded.engine, loaded.prompter.fmt, loaded.model, sections=("themes",))
+    themes = analyser.analyse(article).themes
+    template = load_template("name_themes")
+    rules = stems(f"{template.sections['Task']} {template.sections['Rules']}".encode())
+    common = set(stems(" ".join(STOP_WORDS).encode()))
+    words = set(stems(article.text.encode()))
+    prompt_only = {w for w in rules if len(w) == 4 and w not in words} - common
+    assert {b"lowe", b"word"} <= prompt_only  # the page never says "lower" or "words"
+    assert themes
+    for theme in themes:
+        assert 1 <= len(theme.split()) <= 3, theme
+        assert theme.split()[0] not in {"the", "a", "an", "in", "to"}, theme
+        assert not prompt_only & set(stems(theme.encode())), theme
 
 
 def test_document_is_evaluated_once(sample_card: Card) -> None:

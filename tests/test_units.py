@@ -50,6 +50,15 @@ def test_free_text_refuses_table_and_markup_characters() -> None:
     assert not text.finished(b" One sentence")
 
 
+def test_free_text_ends_before_a_word_beyond_its_limit() -> None:
+    theme = FreeText(max_words=3)
+    assert not theme.finished(b"renewable energy policy")
+    assert theme.may_stop(b"renewable energy policy")
+    assert theme.finished(b"renewable energy policy reform")  # ... and may not end there
+    assert not theme.may_stop(b"renewable energy policy reform")
+    assert not FreeText().finished(b"renewable energy policy reform")
+
+
 def test_free_text_refuses_to_start_as_an_earlier_cell_from_the_first_piece() -> None:
     cell = FreeText(avoid=(b"the appellate court ruled",))
     assert cell.allows(b"", b"The")
@@ -157,6 +166,19 @@ def test_a_cell_cannot_stop_on_a_dangling_word() -> None:
     for text in (b"The library is a", b"The", b"Councils should", b"Repairs of the"):
         assert not FreeText().may_stop(text), text
     assert FreeText().may_stop(b"The library lends tools")
+
+
+def test_a_field_needs_letters_not_the_bytes_of_a_dash() -> None:
+    from slmscan.constraints import FreeText
+
+    assert not FreeText().may_stop("2015 – 2030".encode())  # Gemma wrote such themes
+    assert FreeText().may_stop("Café".encode())
+
+
+def test_a_field_starts_with_a_letter_or_a_digit() -> None:
+    assert FreeText().allows(b"", " Émigrés".encode()) and FreeText().allows(b"", b" 2019")
+    assert not FreeText().allows(b"", " ² The document".encode())  # a footnote mark
+    assert not FreeText().allows(b"", b" (see")
     assert FreeText().may_stop(b"Tools a library lends.")
 
 
