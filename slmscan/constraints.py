@@ -28,7 +28,6 @@ _PLACEHOLDER = re.compile(
     r"|\W*)",
     re.IGNORECASE,
 )
-_WORD = re.compile(rb"[\w\x80-\xff]")  # UTF-8 bytes of non-ASCII letters count as word
 # Words an English phrase cannot end on: a cell that stops on one was cut off mid-thought.
 _DANGLING = frozenset(
     b"a an the of to in on at by for from with as and or but nor that which whether "
@@ -190,38 +189,3 @@ def _starts_like(words: list[bytes], earlier: list[bytes]) -> bool:
 def is_placeholder(text: str) -> bool:
     """True for an answer that only fills its slot: "N/A", "unknown", "...", "not mentioned"."""
     return _PLACEHOLDER.fullmatch(text.strip().rstrip(".")) is not None
-
-
-@dataclass
-class Phrase:
-    """A short phrase copied from the document (case-insensitive), starting at a word start."""
-
-    document: bytes  # the document, lower-cased, as UTF-8
-    max_words: int = 4
-
-    def _occurs(self, phrase: bytes, whole_word: bool) -> bool:
-        if not phrase:
-            return True
-        start = self.document.find(phrase)
-        while start >= 0:
-            before = self.document[start - 1 : start] if start else b" "
-            after = self.document[start + len(phrase) : start + len(phrase) + 1] or b" "
-            if not _WORD.match(before) and (not whole_word or not _WORD.match(after)):
-                return True
-            start = self.document.find(phrase, start + 1)
-        return False
-
-    def allows(self, text: bytes, piece: bytes) -> bool:
-        candidate = (text + piece).lstrip().lower()
-        if not text.strip() and not _WORD.match(candidate[:1] or b" "):
-            return False  # a keyword starts with a letter or digit
-        if len(candidate.split()) > self.max_words or _FORBIDDEN.search(piece):
-            return False
-        return self._occurs(candidate, whole_word=False)
-
-    def may_stop(self, text: bytes) -> bool:
-        phrase = text.strip().lower()
-        return len(phrase) >= 3 and self._occurs(phrase, whole_word=True)
-
-    def finished(self, text: bytes) -> bool:
-        return False

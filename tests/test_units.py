@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from slmscan.analyse import summary_problem
-from slmscan.constraints import FreeText, Numbers, Phrase, stems
+from slmscan.constraints import FreeText, Numbers, stems
 from slmscan.errors import SourceError
 from slmscan.grounding import flag_summary
 from slmscan.outputs import confined, slugify, write_atomic
@@ -27,17 +27,6 @@ def test_long_sentences_are_cut_at_a_word_boundary() -> None:
     text = " ".join(f"word{i}" for i in range(100)) + "."
     (sentence,) = split_sentences(text)
     assert len(sentence.text.split()) == 40 and text.startswith(sentence.text)
-
-
-def test_phrase_constraint_only_allows_document_spans() -> None:
-    phrase = Phrase(b"small language models run on laptops.", max_words=3)
-    assert phrase.allows(b"", b" small")
-    assert phrase.allows(b" small", b" language")
-    assert not phrase.allows(b"", b" big")
-    assert not phrase.allows(b"", b"mall")  # must start at a word start
-    assert phrase.may_stop(b" small language")
-    assert not phrase.may_stop(b" small lang")  # must end at a word end
-    assert not phrase.allows(b" small language models", b" run")  # at most three words
 
 
 def test_free_text_refuses_table_and_markup_characters() -> None:
