@@ -32,8 +32,7 @@ _WORDS = re.compile(r"[a-z]+")
 
 def _rule_words(section: str) -> set[str]:
     """Words (three letters or more, not stop words) of a section's task and rules."""
-    template = load_template(SECTION_PROMPTS[section])
-    text = f"{template.sections['Task']} {template.sections['Rules']}".lower()
+    text = load_template(SECTION_PROMPTS[section]).instructions_text.lower()
     return {w for w in _WORDS.findall(text) if len(w) >= 3} - STOP_WORDS
 
 

@@ -526,7 +526,7 @@ class Analyser:
         template = self.prompts[prompt]
         text = template.example_text
         if instructions:
-            text += f"\n{template.sections['Task']}\n{template.sections['Rules']}"
+            text += "\n" + template.instructions_text
         words = stems(text.encode())
         return frozenset(w for w in words if len(w) == 4 and w not in self._part_stems) - _COMMON
 

@@ -46,6 +46,11 @@ class PromptTemplate:
         lines = (_EXAMPLE_PREFIX.sub("", line) for line in self.sections["Example"].splitlines())
         return "\n".join(line.strip().strip('"') for line in lines if line.strip())
 
+    @property
+    def instructions_text(self) -> str:
+        """The task and the rules, placeholders unfilled (what a field must not copy)."""
+        return f"{self.sections['Task']}\n{self.sections['Rules']}"
+
     def example_value(self, label: str) -> str | None:
         """What the example writes after `label:` ("Behavior" -> "Part-time car use")."""
         for line in self.sections["Example"].splitlines():

@@ -85,8 +85,7 @@ def test_themes_keep_the_rules_without_copying_them(
     loaded = smol_scanner._load()
     analyser = Analyser(loaded.engine, loaded.prompter.fmt, loaded.model, sections=("themes",))
     themes = analyser.analyse(article).themes
-    template = load_template("name_themes")
-    rules = stems(f"{template.sections['Task']} {template.sections['Rules']}".encode())
+    rules = stems(load_template("name_themes").instructions_text.encode())
     common = set(stems(" ".join(STOP_WORDS).encode()))
     words = set(stems(article.text.encode()))
     prompt_only = {w for w in rules if len(w) == 4 and w not in words} - common
