@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 # Characters no card field may contain: they break tables or terminals.
@@ -103,9 +104,12 @@ class FreeText:
     def allows(self, text: bytes, piece: bytes) -> bool:
         if _FORBIDDEN.search(piece) or (self.refused and any(c in self.refused for c in piece)):
             return False
-        first = piece.strip().decode("utf-8", "ignore")[:1]
-        if first and not text.strip() and not (first.isalpha() or first in "0123456789"):
-            return False  # a start on punctuation or a mark like "²" is the format leaking in
+        if not text.strip().decode("utf-8", "ignore"):  # no whole character written yet
+            # Judged on text and piece together: the first piece of a character split over two
+            # tokens (" ₇") decodes to nothing.
+            first = (text + piece).strip().decode("utf-8", "ignore")[:1]
+            if first and not (_is_letter(first) or first in "0123456789"):
+                return False  # a start on punctuation or a mark like "²" is the format leaking in
         if (not text.strip() or text.strip().isalpha()) and self._starts_badly(text + piece):
             return False  # checked while the first word is being written, whatever its pieces
         if _LEAK.match((text + piece).lstrip()):
@@ -134,7 +138,7 @@ class FreeText:
         if self.numbers is not None and not self.numbers.allows(stripped + b" "):
             return False  # "about 1" where the document has only "15"
         # Letters of the decoded text: the bytes of "–" or "€" are not letters.
-        letters = sum(c.isalpha() for c in stripped.decode("utf-8", "ignore"))
+        letters = sum(_is_letter(c) for c in stripped.decode("utf-8", "ignore"))
         return len(stripped) >= self.min_chars and letters >= 2
 
     def _starts_badly(self, text: bytes) -> bool:
@@ -169,6 +173,15 @@ def first_word(text: bytes) -> bytes:
     """The letters the text starts with, lower-cased ("Part-time" -> "part")."""
     match = _FIRST_WORD.match(text)
     return match.group(1).lower() if match else b""
+
+
+def _is_letter(char: str) -> bool:
+    """A letter as a reader sees one: "É" or "漢", not the subscript "ₑ" or the modifier "ʰ"
+    (which `str.isalpha` accepts); they are marks a tiny model copies from formulas."""
+    return (
+        unicodedata.category(char) in ("Lu", "Ll", "Lt", "Lo")
+        and unicodedata.normalize("NFKC", char) == char
+    )
 
 
 def _starts_like(words: list[bytes], earlier: list[bytes]) -> bool:

@@ -162,12 +162,19 @@ def test_a_field_needs_letters_not_the_bytes_of_a_dash() -> None:
     from slmscan.constraints import FreeText
 
     assert not FreeText().may_stop("2015 – 2030".encode())  # Gemma wrote such themes
+    assert not FreeText().may_stop("x ₑₑ".encode())  # one letter, two subscripts
     assert FreeText().may_stop("Café".encode())
 
 
 def test_a_field_starts_with_a_letter_or_a_digit() -> None:
     assert FreeText().allows(b"", " Émigrés".encode()) and FreeText().allows(b"", b" 2019")
-    assert not FreeText().allows(b"", " ² The document".encode())  # a footnote mark
+    assert FreeText().allows(b"", " 漢字".encode())
+    for mark in (" ² The document", " ₑ", " ʰ"):  # a footnote mark, a subscript, a modifier
+        assert not FreeText().allows(b"", mark.encode()), mark
+    seven = " ₇".encode()  # a character split over two tokens, its first decoding to nothing
+    assert FreeText().allows(b"", seven[:2]) and not FreeText().allows(seven[:2], seven[2:])
+    e_acute = " É".encode()
+    assert FreeText().allows(e_acute[:2], e_acute[2:])
     assert not FreeText().allows(b"", b" (see")
 
 
