@@ -33,6 +33,7 @@ from typing import Any, Literal
 from .card import Source
 from .document import Article, RawDocument
 from .errors import ExtractionError
+from .reflow import markdown_text, unwrap
 
 Format = Literal["html", "markdown", "text", "pdf", "docx"]
 
@@ -126,7 +127,9 @@ def extract_article(raw: RawDocument) -> Article:
         if fmt == "html":
             text, meta = _extract_html(_ESCAPES_IN_MARKUP.sub("", decoded), raw.url, where)
         else:
-            text, meta = decoded, {"title": _text_title(decoded, markdown=fmt == "markdown")}
+            markdown = fmt == "markdown"
+            text = markdown_text(_body(decoded)) if markdown else unwrap(decoded)
+            meta = {"title": _text_title(decoded, markdown=markdown)}
 
     text = clean_text(text)
     if len(text) < MIN_TEXT_CHARS:
@@ -574,6 +577,12 @@ def _text_title(text: str, *, markdown: bool) -> str | None:
     return _first_line_title(lines[start:])
 
 
+def _body(markdown: str) -> str:
+    """Markdown without its front matter (YAML between "---" lines), which is not text."""
+    lines = markdown.replace("\r\n", "\n").split("\n")
+    return "\n".join(lines[_after_front_matter(lines) :])
+
+
 def _after_front_matter(lines: list[str]) -> int:
     if lines and lines[0].strip() == "---":
         for i, line in enumerate(lines[1:], start=1):
@@ -647,7 +656,7 @@ def _extract_pdf(data: bytes, where: str) -> tuple[str, dict[str, str | None]]:
             # pypdf fails on broken files with a wide range of exceptions (PdfReadError,
             # KeyError, ValueError, zlib.error, …); each means a bad input, not a bug here.
             raise ExtractionError(f"{where}: malformed PDF ({_cause(e)})") from e
-    text = "\n\n".join(page.strip() for page in pages)
+    text = "\n\n".join(unwrap(page.strip()) for page in pages)
     if len(clean_text(text)) < MIN_TEXT_CHARS:
         raise ExtractionError(
             f"{where}: no main text found (the PDF has no text layer)",

@@ -538,3 +538,38 @@ def test_unreachable_url_is_a_source_error() -> None:
     with pytest.raises(SourceError, match="cannot fetch") as info:
         read_source(f"http://127.0.0.1:{port}/", offline=False)
     assert_one_line(info.value, f"http://127.0.0.1:{port}/")
+
+
+WRAPPED = (
+    "The harbour board met on Monday and agreed to dredge the eastern channel before the "
+    "autumn storms, so that the larger ferries can dock at low tide. Fishermen asked for the "
+    "work to pause in the spawning season, and the board promised a survey of the seabed first."
+)
+
+
+def test_hard_wrapped_text_is_read_as_paragraphs(tmp_path: Path) -> None:
+    import textwrap
+
+    text = "Harbour news\n\n" + textwrap.fill(WRAPPED, 64) + "\n"
+    article = article_of(write(tmp_path, "news.txt", text.encode()))
+    assert article.text == f"Harbour news\n\n{WRAPPED}"
+    assert article.title == "Harbour news"
+
+
+def test_markdown_is_read_as_rendered_text(tmp_path: Path) -> None:
+    import textwrap
+
+    body = textwrap.fill(WRAPPED.replace("eastern channel", "[eastern channel](/map)"), 64)
+    text = f"---\ntitle: Harbour news\n---\n\n![logo](logo.png)\n\n{body}\n"
+    article = article_of(write(tmp_path, "news.md", text.encode()))
+    assert article.text == WRAPPED  # no front matter, image, link address or line breaks
+    assert article.title == "Harbour news"
+
+
+def test_pdf_lines_are_joined_into_paragraphs(tmp_path: Path) -> None:
+    import textwrap
+
+    lines = ["Harbour news", *textwrap.wrap(WRAPPED, 80)]
+    article = article_of(write(tmp_path, "news.pdf", make_pdf(lines)))
+    assert WRAPPED in article.text
+    assert article.text.startswith("Harbour news\n")
