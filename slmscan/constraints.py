@@ -32,7 +32,8 @@ _PLACEHOLDER = re.compile(
 # Words an English phrase cannot end on: a cell that stops on one was cut off mid-thought.
 _DANGLING = frozenset(
     b"a an the of to in on at by for from with as and or but nor that which whether "
-    b"is are was were be been has have had will would should could can may must".split()
+    b"is are was were be been has have had will would should could can may must "
+    b"its their our your my".split()
 )
 # Words that only continue a phrase: an answer starting with one is a fragment ("of device").
 CONTINUING = frozenset(

@@ -152,7 +152,13 @@ def test_placeholders_are_not_answers() -> None:
 def test_a_cell_cannot_stop_on_a_dangling_word() -> None:
     from slmscan.constraints import FreeText
 
-    for text in (b"The library is a", b"The", b"Councils should", b"Repairs of the"):
+    for text in (
+        b"The library is a",
+        b"The",
+        b"Councils should",
+        b"Repairs of the",
+        b"Share it with our",
+    ):
         assert not FreeText().may_stop(text), text
     assert FreeText().may_stop(b"The library lends tools")
     assert FreeText().may_stop(b"Tools a library lends.")
