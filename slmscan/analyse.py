@@ -81,6 +81,8 @@ _THEME_NO_START = CONTINUING | frozenset(b"the a an in to".split())
 # Words a card may always use even when its example had them and the document does not.
 _COMMON = frozenset(stems(" ".join(sorted(STOP_WORDS)).encode()))
 _SUMMARY_MIN_WORDS = 8
+# A description is asked for in one sentence: "Many" or "15% seconds" describes nothing.
+_DESCRIPTION_MIN_WORDS = 3
 _SUMMARY_MIN_CHARS = 60  # of a summary asked again
 _SUMMARY_START = "The document discusses"  # how good summaries by small models tend to begin
 _SUMMARY_MIN_SHARED = 3  # distinct uncommon word stems of the document
@@ -464,6 +466,7 @@ class Analyser:
                     numbers=self._part_numbers,
                     no_start=name_starts if is_name else CONTINUING,
                     refused=b",:;" if is_name else b"",  # a name is a label, not a sentence
+                    min_words=_DESCRIPTION_MIN_WORDS if key == "description" else 0,
                 )
                 value = self._field(label, constraint, limit, penalties if is_name else said)
                 if not value:

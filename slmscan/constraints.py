@@ -94,6 +94,7 @@ class FreeText:
     # A word begun beyond this many ends the field before it: refusing it would leave the model
     # to glue letters on the last word instead ("using" + "t-sne").
     max_words: int | None = None
+    min_words: int = 0  # the field may not end before this many words
     sentences: int | None = None  # stop after this many sentences
     min_chars: int = 2
     avoid: tuple[bytes, ...] = ()  # earlier fields, lower-cased: not to be copied
@@ -129,7 +130,7 @@ class FreeText:
 
     def may_stop(self, text: bytes) -> bool:
         stripped = text.strip()
-        if self._over_words(text):
+        if self._over_words(text) or self._under_words(text):
             return False
         if stripped.lower() in self.avoid or is_placeholder(stripped.decode("utf-8", "ignore")):
             return False
@@ -145,6 +146,9 @@ class FreeText:
     def _starts_badly(self, text: bytes) -> bool:
         """Does the answer's first word, as far as it is written, equal a refused start?"""
         return first_word(text) in self.no_start
+
+    def _under_words(self, text: bytes) -> bool:
+        return len(text.split()) < self.min_words
 
     def _over_words(self, text: bytes) -> bool:
         return self.max_words is not None and len(text.split()) > self.max_words

@@ -164,6 +164,14 @@ def test_a_cell_cannot_stop_on_a_dangling_word() -> None:
     assert FreeText().may_stop(b"Tools a library lends.")
 
 
+def test_a_field_may_need_a_few_words() -> None:
+    from slmscan.constraints import FreeText
+
+    for text in (b"Many", b"15% seconds"):
+        assert not FreeText(min_words=3).may_stop(text) and FreeText().may_stop(text), text
+    assert FreeText(min_words=3).may_stop(b"More people repair")
+
+
 def test_a_field_needs_letters_not_the_bytes_of_a_dash() -> None:
     from slmscan.constraints import FreeText
 
