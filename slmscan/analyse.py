@@ -80,9 +80,9 @@ _WORDS = re.compile(r"[a-z]+")
 _THEME_NO_START = CONTINUING | frozenset(b"the a an in to".split())
 # Words a card may always use even when its example had them and the document does not.
 _COMMON = frozenset(stems(" ".join(sorted(STOP_WORDS)).encode()))
-_SUMMARY_MIN_WORDS = 8
 # A description is asked for in one sentence: "Many" or "15% seconds" describes nothing.
 _DESCRIPTION_MIN_WORDS = 3
+_SUMMARY_MIN_WORDS = 8
 _SUMMARY_MIN_CHARS = 60  # of a summary asked again
 _SUMMARY_START = "The document discusses"  # how good summaries by small models tend to begin
 _SUMMARY_MIN_SHARED = 3  # distinct uncommon word stems of the document
