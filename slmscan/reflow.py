@@ -21,7 +21,7 @@ _WIDTHS = (45, 140)  # text wrapped at a margin: two-column PDFs up to small pri
 _RAGGED = 20  # how far short of the margin a wrapped line may end (the next word was longer)
 
 
-def wrap_width(lines: list[str]) -> int | None:
+def _wrap_width(lines: list[str]) -> int | None:
     """The margin the text was wrapped at, or None when its lines are not wrapped.
 
     Wrapped text has many of its lines of prose ending a little short of one width; text
@@ -43,7 +43,7 @@ def unwrap(text: str) -> str:
     (a list item, a heading); a short line ends its paragraph, as a heading's does.
     """
     lines = text.split("\n")
-    width = wrap_width(lines)
+    width = _wrap_width(lines)
     if width is None:
         return text
     out: list[str] = []
@@ -98,11 +98,12 @@ def markdown_text(source: str) -> str:
             text = markdown_text(untagged) if untagged != token.content else untagged.strip()
             if text:
                 blocks.append((text, ""))
-    out = ""
+    parts: list[str] = []
     for i, (text, group) in enumerate(blocks):
-        # Items of a list, and rows of a table, stay together as lines of one block.
-        out += ("\n" if group and blocks[i - 1][1] == group else "\n\n") * bool(i) + text
-    return out
+        if i:  # items of a list, and rows of a table, stay together as lines of one block
+            parts.append("\n" if group and blocks[i - 1][1] == group else "\n\n")
+        parts.append(text)
+    return "".join(parts)
 
 
 def _inline_text(children: list[Any]) -> str:
