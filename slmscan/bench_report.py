@@ -30,6 +30,7 @@ QUALITY_COLUMNS: list[tuple[str, str]] = [
     ("echo_rows", "echoing rows"),
     ("example_rows", "example copies"),
     ("number_rows", "invented numbers"),
+    ("technology_naming", "technologies named"),
     ("identifiability", "identifiable"),
 ]
 
@@ -51,9 +52,12 @@ DEFINITIONS = """\
   leaking into a card about something else. Lower is better.
 - **invented numbers**: share of table rows with a number in a cell (the evidence aside) that
   their document never writes as a whole number. Lower is better.
+- **technologies named**: share of technology rows whose name's words (three letters or more,
+  not stop words) all occur in their document, as written or as singular or plural: a
+  technology the page never names is invented.
 - **identifiable**: share of cards whose summary alone makes BM25 over all the folder's
   documents rank the card's own document first.
-- **quality index**: mean of the nine, with duplicate rows, echoing rows, example copies and
+- **quality index**: mean of the ten, with duplicate rows, echoing rows, example copies and
   invented numbers counted as 1 − rate.
 - **s/card**: wall seconds per card, median (quartiles), every pass.
 - **load s**: seconds until the model is ready (file verified and loaded).
@@ -209,20 +213,21 @@ def render_quality(result: BenchResult) -> str:
         out += [
             "| document | complete | keywords in text | evidence verified "
             "| summary names found | duplicate rows | echoing rows | example copies "
-            "| invented numbers | identifiable |",
-            "|:--|:-:|--:|--:|--:|--:|--:|--:|--:|:-:|",
+            "| invented numbers | technologies named | identifiable |",
+            "|:--|:-:|--:|--:|--:|--:|--:|--:|--:|--:|:-:|",
         ]
         notes = []
         for doc in result.documents:
             f = m.card_quality.get(doc.key)
             if f is None:
-                out.append(f"| {_md(doc.key)} | no card | | | | | | | | |")
+                out.append(f"| {_md(doc.key)} | no card | | | | | | | | | |")
                 continue
             out.append(
                 f"| {_md(doc.key)} | {'yes' if f.complete else 'no'} "
                 f"| {f.keywords_grounded}/{f.keywords} | {f.rows_verified}/{f.rows} "
                 f"| {f.claims_grounded}/{f.claims} | {f.duplicate_rows} "
                 f"| {f.echo_rows} | {f.example_rows} | {f.number_rows} "
+                f"| {f.technologies_named}/{f.technologies} "
                 f"| {'yes' if f.identifiable else 'no'} |"
             )
             if f.missing:
@@ -397,6 +402,7 @@ def _card_html(card: Card, figures: CardQuality | None) -> str:
                 f" · echoing rows {figures.echo_rows}"
                 f" · example copies {figures.example_rows}"
                 f" · invented numbers {figures.number_rows}"
+                f" · technologies named {figures.technologies_named}/{figures.technologies}"
                 f" · identifiable: {'yes' if figures.identifiable else 'no'}"
             )
             + "</div>"

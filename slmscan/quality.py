@@ -16,6 +16,10 @@ Per card (`card_quality`) and per run (`run_quality`):
   the document never uses (the example's topic leaking into a card about something else);
 - invented numbers: share of table rows with a number in a cell (evidence aside) that the
   document never writes ("37% increase in heat pumps", "2 (part-time)");
+- technology names found: share of technology rows whose name is written with the document's
+  words (each of three letters or more, stop words aside, occurs as a word, or as its singular
+  or plural): a technology the card says the document mentions, and it never names, is
+  invented ("Quantum computing" on a page about AI's energy use);
 - summary identifiability: does BM25 over the run's documents, queried with the card's summary
   alone, rank the card's own document strictly first.
 
@@ -169,6 +173,18 @@ def invented_numbers(rows: Sequence[object], document: str) -> int:
     )
 
 
+def technology_names(rows: Sequence[Technology], document: str) -> int:
+    """How many technology rows have a name whose words all occur in the document (see the
+    module's docstring)."""
+    words = _words(normalise(document))
+
+    def found(word: str) -> bool:
+        forms = {word, word + "s", word.removesuffix("s"), word.removesuffix("ies") + "y"}
+        return len(word) < 3 or word in STOP_WORDS or bool(forms & words)
+
+    return sum(all(found(w) for w in _WORD.findall(row.name.casefold())) for row in rows)
+
+
 @dataclass(frozen=True)
 class CardQuality:
     """Counts behind one card's quality figures (rates are derived, so runs can add them up)."""
@@ -184,6 +200,8 @@ class CardQuality:
     echo_rows: int
     example_rows: int  # 0 when no examples were given
     number_rows: int
+    technologies: int
+    technologies_named: int  # of them, named with the document's words
     claims: int
     claims_grounded: int
     unsupported_claims: tuple[str, ...]
@@ -227,6 +245,8 @@ def card_quality(
             for name, table in tables.items()
         ),
         number_rows=invented_numbers(rows, document),
+        technologies=len(card.technologies),
+        technologies_named=technology_names(card.technologies, document),
         claims=len(claims),
         claims_grounded=len(claims) - len(unsupported),
         unsupported_claims=unsupported,
@@ -284,6 +304,7 @@ class RunQuality:
     echo_rows: float | None
     example_rows: float | None  # None when no examples were given
     number_rows: float | None
+    technology_naming: float | None
     identifiability: float | None
 
     def index(self) -> float | None:
@@ -295,6 +316,7 @@ class RunQuality:
             self.evidence_verified,
             self.entity_grounding,
             *(None if r is None else 1 - r for r in faults),
+            self.technology_naming,
             self.identifiability,
         ]
         known = [r for r in rates if r is not None]
@@ -348,5 +370,6 @@ def summarise(figures: Iterable[CardQuality], examples: bool = False) -> RunQual
         echo_rows=_rate(total("echo_rows"), total("rows")),
         example_rows=_rate(total("example_rows"), total("rows")) if examples else None,
         number_rows=_rate(total("number_rows"), total("rows")),
+        technology_naming=_rate(total("technologies_named"), total("technologies")),
         identifiability=_rate(sum(bool(f.identifiable) for f in scored), len(scored)),
     )

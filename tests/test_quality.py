@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from slmscan.card import Behavior, Card, Evidence, Issue, Source
+from slmscan.card import Behavior, Card, Evidence, Issue, Source, Technology
 from slmscan.document import Article
 from slmscan.fake import FakeAnalyser
 from slmscan.quality import (
@@ -17,6 +17,7 @@ from slmscan.quality import (
     occurs,
     run_quality,
     summary_claims,
+    technology_names,
 )
 
 COUNCIL = (
@@ -212,3 +213,20 @@ def test_run_rates_add_up_counts_not_averages() -> None:
 
 def test_normalise() -> None:
     assert normalise("  “Fair”\u00a0—\n‘deal’ ") == "\"fair\" - 'deal'"
+
+
+def test_technology_names_are_written_with_the_documents_words() -> None:
+    def tech(name: str) -> Technology:
+        row = _quote_row(VOLCANO, "Magma is rising", name=name)
+        return Technology(**row.model_dump())
+
+    rows = [
+        tech("Earthquake swarm recording"),  # the page writes "recorded", not "recording"
+        tech("Earthquake near the volcano"),  # its plural is the page's; "the" is a stop word
+        tech("Seismic drone"),  # never in the page
+        tech("Civil protection agencies"),
+    ]
+    assert technology_names(rows, VOLCANO) == 2
+    card = _card(VOLCANO, technologies=rows)
+    assert (card_quality(card, VOLCANO).technologies_named, len(rows)) == (2, 4)
+    assert run_quality({"a": card}, {"a": VOLCANO})[0].technology_naming == 2 / 4
