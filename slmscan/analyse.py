@@ -37,6 +37,7 @@ from .constraints import (
     TRIMMED,
     FreeText,
     Numbers,
+    Vocabulary,
     first_word,
     is_placeholder,
     stems,
@@ -236,6 +237,7 @@ class Analyser:
             self._part_text = part_text
             self._part_stems = set(stems(part_text.encode()))
             self._part_numbers = Numbers.of(part_text)
+            self._part_vocabulary = Vocabulary.of(part_text)
             self._part_words = set(_WORDS.findall(part_text.lower()))
             self._part_tokens = self._written_with(part_tokens, self._part_words)
             sentences = [
@@ -464,6 +466,9 @@ class Analyser:
                     avoid=earlier + example_row,
                     foreign=foreign,
                     numbers=self._part_numbers,
+                    vocabulary=self._part_vocabulary
+                    if is_name and section in _NAMED_FROM_DOCUMENT
+                    else None,
                     no_start=name_starts if is_name else CONTINUING,
                     refused=b",:;" if is_name else b"",  # a name is a label, not a sentence
                     min_words=_DESCRIPTION_MIN_WORDS if key == "description" else 0,
@@ -630,6 +635,9 @@ class Analyser:
         )
 
 
+# Tables of what the document mentions, whose names are written with the document's words; a
+# signal or an issue is the card's own reading ("Shift to small models") and may not be.
+_NAMED_FROM_DOCUMENT = frozenset({"technologies"})
 _TABLE_FIELDS: dict[str, list[tuple[str, str, int]]] = {
     "signals": [
         ("name", "Signal", 10),

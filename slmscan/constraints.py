@@ -21,7 +21,7 @@ _NUMBER = re.compile(rb"\d+(?:[.,]\d+)*[A-Za-z]*")
 _DIGIT = re.compile(rb"\d")
 _NUMBER_END = re.compile(rb"\d[.,\d]*[A-Za-z]*$")  # a number the next piece may go on with
 _OPEN_NUMBER = re.compile(rb"\d+(?:[.,]\d+)*\.$")  # "1." may yet become "1.5"
-_STEM = re.compile(rb"[a-z0-9\x80-\xff]+")
+_LOWER_WORD = re.compile(rb"[a-z0-9\x80-\xff]+")  # of lower-cased text
 # Cells that fill a slot without saying anything.
 _PLACEHOLDER = re.compile(
     r"(?:n/?a|none|null|nil|nothing|unknown|tbd|tba|todo|placeholder|example|same as above"
@@ -46,7 +46,7 @@ _FIRST_WORD = re.compile(rb"\s*([A-Za-z]+)")
 
 def stems(text: bytes) -> list[bytes]:
     """Words cut to four letters, so that "losses" and "loss" count as the same word."""
-    return [w[:4] for w in _STEM.findall(text.lower())]
+    return [w[:4] for w in _LOWER_WORD.findall(text.lower())]
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,55 @@ class Numbers:
         return match is not None and match.group() in self.prefixes
 
 
+@dataclass(frozen=True)
+class Vocabulary:
+    """The words a document writes, with their singulars and plurals: a cell that names what
+    the document mentions uses no others.
+
+    Asked for the technologies a page mentions, tiny models name ones it never does ("Quantum
+    computing" on a page about AI's energy use). Single letters and words with digits are not
+    judged (`Numbers` judges the numbers).
+    """
+
+    whole: frozenset[bytes]
+    prefixes: frozenset[bytes]  # of every word, so that one can be checked as it is written
+
+    @classmethod
+    def of(cls, text: str) -> Vocabulary:
+        whole = frozenset(f for w in _words(text.encode("utf-8")) for f in _forms(w))
+        return cls(whole, frozenset(w[:i] for w in whole for i in range(1, len(w) + 1)))
+
+    def allows(self, text: bytes, *, finished: bool) -> bool:
+        """Is every word of `text` the document's, the last perhaps being written?"""
+        words = _words(text)
+        for i, word in enumerate(words):
+            if len(word) < 2 or _DIGIT.search(word):
+                continue
+            known = self.prefixes if not finished and i == len(words) - 1 else self.whole
+            if word not in known:
+                return False
+        return True
+
+
+def _words(text: bytes) -> list[bytes]:
+    """Lower-case words; a typographic apostrophe splits like a plain one ("Rust’s")."""
+    return _LOWER_WORD.findall(text.lower().replace("’".encode(), b"'"))
+
+
+def _forms(word: bytes) -> tuple[bytes, ...]:
+    """A word with its plural and singular as English writes them, give or take."""
+    forms = [word, word + b"s", word + b"es"]
+    if word.endswith(b"y"):
+        forms.append(word[:-1] + b"ies")
+    if word.endswith(b"ies"):
+        forms.append(word[:-3] + b"y")
+    if word.endswith(b"es"):
+        forms.append(word[:-2])
+    if word.endswith(b"s"):
+        forms.append(word[:-1])
+    return tuple(forms)
+
+
 @dataclass
 class FreeText:
     """One line of prose: no table or markup characters, bounded, optionally a few sentences."""
@@ -100,6 +149,7 @@ class FreeText:
     avoid: tuple[bytes, ...] = ()  # earlier fields, lower-cased: not to be copied
     foreign: frozenset[bytes] = frozenset()  # word stems of the prompt's example not in the text
     numbers: Numbers | None = None  # the only numbers the field may write (None: any)
+    vocabulary: Vocabulary | None = None  # the only words the field may write (None: any)
     no_start: frozenset[bytes] = CONTINUING  # lower-case words the answer may not start with
     refused: bytes = b""  # characters refused on top of the table and markup ones
 
@@ -126,6 +176,8 @@ class FreeText:
                 return False
             if self._ends_early(text) and not piece[:1].isdigit():
                 return False  # "with a 1." + " The": the last sentence would end on "1."
+        if self.vocabulary is not None and not self.vocabulary.allows(text + piece, finished=False):
+            return False
         return len(text) + len(piece) <= self.max_chars
 
     def may_stop(self, text: bytes) -> bool:
@@ -139,6 +191,8 @@ class FreeText:
             return False
         if self.numbers is not None and not self.numbers.allows(stripped + b" "):
             return False  # "about 1" where the document has only "15"
+        if self.vocabulary is not None and not self.vocabulary.allows(stripped, finished=True):
+            return False
         # Letters of the decoded text: the bytes of "–" or "€" are not letters.
         letters = sum(_is_letter(c) for c in stripped.decode("utf-8", "ignore"))
         return len(stripped) >= self.min_chars and letters >= 2

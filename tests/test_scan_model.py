@@ -17,6 +17,7 @@ from slmscan.card import Card
 from slmscan.constraints import FreeText, stems
 from slmscan.document import RawDocument
 from slmscan.extract import extract_article
+from slmscan.quality import technology_names
 from slmscan.render import render_markdown
 from slmscan.scanner import Scanner, ScanOptions
 
@@ -67,6 +68,12 @@ def test_every_row_quotes_the_document_at_its_offsets(sample_card: Card) -> None
 def test_keywords_occur_in_the_document(sample_card: Card) -> None:
     text = _article(SAMPLE).text.lower()
     assert all(k.lower() in text for k in sample_card.keywords)
+
+
+def test_technologies_are_named_with_the_documents_words(sample_card: Card) -> None:
+    text = _article(SAMPLE).text
+    assert sample_card.technologies
+    assert technology_names(sample_card.technologies, text) == len(sample_card.technologies)
 
 
 @pytest.mark.parametrize("page", ["sample", "strangemachines.io.performant.html"])

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from slmscan.analyse import summary_problem
-from slmscan.constraints import FreeText, Numbers, stems
+from slmscan.constraints import FreeText, Numbers, Vocabulary, stems
 from slmscan.errors import SourceError
 from slmscan.grounding import flag_summary
 from slmscan.outputs import confined, slugify, write_atomic
@@ -74,6 +74,22 @@ def test_free_text_writes_only_the_documents_numbers() -> None:
     assert not cell.may_stop(b"Since 201")  # a number cut short
     assert cell.may_stop(b"Plants closed in 2019.")
     assert FreeText().allows(b"Emissions fell", b" 37")  # no document given: any number
+
+
+def test_free_text_writes_only_the_documents_words_when_given_them() -> None:
+    vocabulary = Vocabulary.of("Training AI models by GPUs burns electricity and batteries.")
+    cell = FreeText(vocabulary=vocabulary)
+    assert cell.allows(b"", b"Train") and cell.allows(b"Train", b"ing")
+    assert cell.allows(b"Training", b" models") and cell.allows(b"Training", b" model")
+    assert cell.may_stop(b"Battery") and cell.may_stop(b"GPU") and cell.may_stop(b"AI model")
+    assert not cell.allows(b"Training", b" Quant")  # no word of the page starts "quant"
+    assert not cell.allows(b"", b"Lion")
+    assert not cell.may_stop(b"Trained models")  # the page writes "training", not "trained"
+    assert cell.allows(b"Training", b" by") and not cell.may_stop(b"Training ab")
+    assert cell.allows(b"GPU", b" 4") and cell.may_stop(b"GPU's")  # numbers, single letters
+    assert cell.allows(b"AI", b" electr")  # "electr" begins the page's "electricity" ...
+    assert not cell.may_stop(b"AI electr")  # ... but is not one of its words
+    assert FreeText().allows(b"Trained", b" Quantum")  # no document given: any word
 
 
 def test_a_number_glued_to_letters_is_one_number() -> None:
