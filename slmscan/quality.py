@@ -16,7 +16,7 @@ Per card (`card_quality`) and per run (`run_quality`):
   the document never uses (the example's topic leaking into a card about something else);
 - invented numbers: share of table rows with a number in a cell (evidence aside) that the
   document never writes ("37% increase in heat pumps", "2 (part-time)");
-- technology names found: share of technology rows whose name is written with the document's
+- technologies named: share of technology rows whose name is written with the document's
   words (each of three letters or more, stop words aside, occurs as a word, or as its singular
   or plural): a technology the card says the document mentions, and it never names, is
   invented ("Quantum computing" on a page about AI's energy use);
@@ -180,6 +180,8 @@ def technology_names(rows: Sequence[Technology], document: str) -> int:
 
     def found(word: str) -> bool:
         forms = {word, word + "s", word.removesuffix("s"), word.removesuffix("ies") + "y"}
+        if word.endswith("y"):
+            forms.add(word[:-1] + "ies")  # "industry" of "industries"
         return len(word) < 3 or word in STOP_WORDS or bool(forms & words)
 
     return sum(all(found(w) for w in _WORD.findall(row.name.casefold())) for row in rows)

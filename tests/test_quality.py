@@ -227,6 +227,8 @@ def test_technology_names_are_written_with_the_documents_words() -> None:
         tech("Civil protection agencies"),
     ]
     assert technology_names(rows, VOLCANO) == 2
+    plural = VOLCANO.replace("agency", "agencies")  # the page's plural of the name's singular
+    assert technology_names([tech("Civil protection agency")], plural) == 1
     card = _card(VOLCANO, technologies=rows)
     assert (card_quality(card, VOLCANO).technologies_named, len(rows)) == (2, 4)
     assert run_quality({"a": card}, {"a": VOLCANO})[0].technology_naming == 2 / 4
