@@ -179,7 +179,9 @@ def technology_names(rows: Sequence[Technology], document: str) -> int:
     words = _words(normalise(document))
 
     def found(word: str) -> bool:
-        forms = {word, word + "s", word.removesuffix("s"), word.removesuffix("ies") + "y"}
+        forms = {word, word + "s", word.removesuffix("s")}
+        if word.endswith("ies"):
+            forms.add(word[:-3] + "y")
         if word.endswith("y"):
             forms.add(word[:-1] + "ies")  # "industry" of "industries"
         return len(word) < 3 or word in STOP_WORDS or bool(forms & words)
