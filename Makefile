@@ -36,6 +36,7 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check slmscan tests benchmarks
 	$(BIN)/ruff format --check slmscan tests benchmarks
+	$(BIN)/mypy slmscan
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

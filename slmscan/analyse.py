@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 from . import __version__
 from .card import (
@@ -25,6 +26,8 @@ from .card import (
     DOCUMENT_TYPES,
     Behavior,
     Card,
+    Category,
+    DocumentType,
     Evidence,
     Issue,
     Provenance,
@@ -45,7 +48,7 @@ from .constraints import (
 from .document import Article
 from .engine import Counters, Engine
 from .formats import SYSTEM, PromptFormat
-from .grounding import dedupe_rows, flag_summary, verify_rows
+from .grounding import Row, dedupe_rows, flag_summary, verify_rows
 from .keyphrases import STOP_WORDS, candidate_phrases
 from .prompts import PromptTemplate, load_template
 from .sentences import Sentence, split_sentences
@@ -106,8 +109,8 @@ class _Draft:
 
     keywords: list[str] = field(default_factory=list)
     themes: list[str] = field(default_factory=list)
-    category_votes: dict[str, float] = field(default_factory=dict)
-    type_votes: dict[str, float] = field(default_factory=dict)
+    category_votes: dict[Category, float] = field(default_factory=dict)
+    type_votes: dict[DocumentType, float] = field(default_factory=dict)
     summaries: list[str] = field(default_factory=list)
     rows: dict[str, list[dict[str, object]]] = field(default_factory=dict)
     runs: list[SectionRun] = field(default_factory=list)
@@ -363,12 +366,12 @@ class Analyser:
     def _classify(self, prompt: str, draft: _Draft) -> None:
         self.prompter.start_answer(prompt, CLASSIFY_VALUES, "Category:")
         _, beliefs = self.engine.choose([" " + c for c in CATEGORIES])
-        for name, p in zip(CATEGORIES, beliefs, strict=True):
-            draft.category_votes[name] = draft.category_votes.get(name, 0.0) + p
+        for category, p in zip(CATEGORIES, beliefs, strict=True):
+            draft.category_votes[category] = draft.category_votes.get(category, 0.0) + p
         self.prompter.label("\nType:")
         _, beliefs = self.engine.choose([" " + t for t in DOCUMENT_TYPES])
-        for name, p in zip(DOCUMENT_TYPES, beliefs, strict=True):
-            draft.type_votes[name] = draft.type_votes.get(name, 0.0) + p
+        for kind, p in zip(DOCUMENT_TYPES, beliefs, strict=True):
+            draft.type_votes[kind] = draft.type_votes.get(kind, 0.0) + p
 
     def _summary(self, prompt: str, notes: list[str]) -> str:
         """The summary; one that is not about the document is asked again once, with the reason."""
@@ -587,11 +590,10 @@ class Analyser:
         started: float,
         network_calls: int,
     ) -> Card:
-        tables = {}
-        for section, row_type in ROW_TYPES.items():
+        def table(section: str, row_type: type[Row]) -> list[Row]:
             rows = [row_type.model_validate(row) for row in draft.rows.get(section, [])]
-            rows = dedupe_rows(verify_rows(rows, article.text))  # most relevant first
-            tables[section] = rows[: ROWS[section] * 2]
+            return dedupe_rows(verify_rows(rows, article.text))[: ROWS[section] * 2]
+
         summary = draft.summaries[0] if draft.summaries else None
         return Card(
             src=article.src,
@@ -599,15 +601,14 @@ class Analyser:
             source=article.source,
             keywords=_dedupe(draft.keywords)[:10],
             themes=_dedupe(draft.themes)[:9],
-            category=max(draft.category_votes, key=draft.category_votes.__getitem__)
-            if draft.category_votes
-            else None,
-            type=max(draft.type_votes, key=draft.type_votes.__getitem__)
-            if draft.type_votes
-            else None,
+            category=_most_voted(draft.category_votes),
+            type=_most_voted(draft.type_votes),
             summary=summary,
             summary_flags=flag_summary(summary, article.text) if summary else [],
-            **tables,
+            signals=table("signals", Signal),
+            behaviors=table("behaviors", Behavior),
+            technologies=table("technologies", Technology),
+            issues=table("issues", Issue),
             provenance=Provenance(
                 slmscan_version=__version__,
                 llama_cpp_version=self.engine.llama_cpp_version,
@@ -656,6 +657,13 @@ ROW_TYPES: dict[str, type[Signal | Behavior | Technology | Issue]] = {
     "technologies": Technology,
     "issues": Issue,
 }
+
+
+Choice = TypeVar("Choice", bound=str)
+
+
+def _most_voted(votes: dict[Choice, float]) -> Choice | None:
+    return max(votes, key=votes.__getitem__) if votes else None
 
 
 def item_counts(n_chars: int) -> dict[str, int]:

@@ -5,43 +5,11 @@ The JSON Schema printed by `slmscan schema` is generated from these classes.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = "1"
-
-CATEGORIES: tuple[str, ...] = (
-    "technology",
-    "science",
-    "health",
-    "economy",
-    "business",
-    "politics",
-    "law",
-    "society",
-    "education",
-    "environment",
-    "culture",
-    "security",
-    "sports",
-    "other",
-)
-DOCUMENT_TYPES: tuple[str, ...] = (
-    "news article",
-    "blog post",
-    "opinion",
-    "research paper",
-    "report",
-    "documentation",
-    "press release",
-    "interview",
-    "tutorial",
-    "review",
-    "question and answer",
-    "encyclopedia entry",
-    "other",
-)
+SCHEMA_VERSION: Final = "1"
 
 Category = Literal[
     "technology", "science", "health", "economy", "business", "politics", "law", "society",
@@ -52,6 +20,8 @@ DocumentType = Literal[
     "press release", "interview", "tutorial", "review", "question and answer",
     "encyclopedia entry", "other",
 ]  # fmt: skip
+CATEGORIES: tuple[Category, ...] = get_args(Category)
+DOCUMENT_TYPES: tuple[DocumentType, ...] = get_args(DocumentType)
 Relevancy = Field(ge=1, le=5, description="1 marginal … 5 central to the document")
 NonEmpty = Field(min_length=1)
 

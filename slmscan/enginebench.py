@@ -480,7 +480,7 @@ def usual_card(
     tables: dict[str, list[BaseModel]] = {}
     for table, model in ROW_TYPES.items():
         rows = outputs.get(table, {}).get(table, [])
-        kept = []
+        kept: list[BaseModel] = []
         for row in rows if isinstance(rows, list) else []:
             try:
                 kept.append(model.model_validate({**row, "grounded": False}))

@@ -11,17 +11,31 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import TypedDict
 
 from . import __version__
 from .card import Behavior, Card, Evidence, Issue, Provenance, Signal, Technology
 from .document import Article
+from .grounding import Row
 from .keyphrases import candidate_phrases
 from .sentences import split_sentences
 
 FAKE_MODEL_ID = "fake"
 #: A document containing this string makes the fake model abort the process (crash tests).
 ABORT_MARKER = "SLMSCAN-FAKE-ABORT"
+
+
+class _RowFields(TypedDict):
+    name: str
+    description: str
+    relevancy: int
+    evidence: Evidence
+    grounded: bool
+
+
+def _by_relevancy(rows: Iterable[Row]) -> list[Row]:
+    return sorted(rows, key=lambda r: -r.relevancy)
 
 
 class FakeAnalyser:
@@ -39,23 +53,21 @@ class FakeAnalyser:
         sentences = split_sentences(article.text) or []
         digest = hashlib.sha256(article.text.encode()).digest()
 
-        def row(i: int) -> dict[str, object]:
+        def row(i: int) -> _RowFields:
             s = sentences[i % len(sentences)]
-            name = phrases[i % len(phrases)]
-            return {
-                "name": name,
-                "description": s.text,
-                "relevancy": 1 + digest[i] % 5,
-                "evidence": Evidence(quote=s.text, start=s.start, end=s.end, match="exact"),
-                "grounded": True,
-            }
+            return _RowFields(
+                name=phrases[i % len(phrases)],
+                description=s.text,
+                relevancy=1 + digest[i] % 5,
+                evidence=Evidence(quote=s.text, start=s.start, end=s.end, match="exact"),
+                grounded=True,
+            )
 
         rows = range(min(3, len(sentences)))
         signals = [
             Signal(**row(i), change=f"more {phrases[0]}", ten_year="unknown", driving_force="n/a")
             for i in rows
         ]
-        by_relevancy = {"key": lambda r: -r.relevancy}
         return Card(
             src=article.src,
             title=article.title or phrases[0],
@@ -65,10 +77,10 @@ class FakeAnalyser:
             category="other",
             type="other",
             summary=" ".join(s.text for s in sentences[:4]) or article.text[:300],
-            signals=sorted(signals, **by_relevancy),
-            behaviors=sorted((Behavior(**row(i + 1)) for i in rows), **by_relevancy),
-            technologies=sorted((Technology(**row(i + 2)) for i in rows), **by_relevancy),
-            issues=sorted((Issue(**row(i + 3)) for i in rows), **by_relevancy),
+            signals=_by_relevancy(signals),
+            behaviors=_by_relevancy(Behavior(**row(i + 1)) for i in rows),
+            technologies=_by_relevancy(Technology(**row(i + 2)) for i in rows),
+            issues=_by_relevancy(Issue(**row(i + 3)) for i in rows),
             provenance=Provenance(
                 slmscan_version=__version__,
                 llama_cpp_version="none",

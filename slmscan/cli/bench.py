@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -97,7 +98,8 @@ def _engine(models: tuple[str, ...], corpus: Path, out: Path, threads: int | Non
 
     for model in models or (config.default_model(),):
         table = run(
-            lambda model=model: run_engine_bench(
+            partial(
+                run_engine_bench,
                 model,
                 corpus,
                 out,
