@@ -66,8 +66,13 @@ SECTION_PROMPTS: dict[str, str] = {
 }
 SECTIONS: tuple[str, ...] = tuple(SECTION_PROMPTS)
 TITLE_PROMPT = "write_title"
-#: What the classification prompt is told it may answer.
+#: Values a classification prompt may use. The built-in one lists only the types: shown the
+#: categories too, small models answered the list's first one for nearly every document
+#: (benchmarks/results/classify.md), so the category is weighed as the answer's own words.
 CLASSIFY_VALUES = {"categories": ", ".join(CATEGORIES), "types": ", ".join(DOCUMENT_TYPES)}
+#: How categories read in the answer's sentence ("mainly about the economy"); others as named.
+_CATEGORY_WORDS = {"economy": "the economy", "environment": "the environment",
+                   "other": "something else"}  # fmt: skip
 
 #: Rows asked for per table (fewer for short documents); twice as many are kept after merging.
 ROWS = {"signals": 4, "behaviors": 5, "technologies": 3, "issues": 5}
@@ -364,11 +369,11 @@ class Analyser:
         return items
 
     def _classify(self, prompt: str, draft: _Draft) -> None:
-        self.prompter.start_answer(prompt, CLASSIFY_VALUES, "Category:")
-        _, beliefs = self.engine.choose([" " + c for c in CATEGORIES])
+        self.prompter.start_answer(prompt, CLASSIFY_VALUES, "The document is mainly about")
+        _, beliefs = self.engine.weigh([" " + _CATEGORY_WORDS.get(c, c) for c in CATEGORIES])
         for category, p in zip(CATEGORIES, beliefs, strict=True):
             draft.category_votes[category] = draft.category_votes.get(category, 0.0) + p
-        self.prompter.label("\nType:")
+        self.prompter.label(".\nType:")
         _, beliefs = self.engine.choose([" " + t for t in DOCUMENT_TYPES])
         for kind, p in zip(DOCUMENT_TYPES, beliefs, strict=True):
             draft.type_votes[kind] = draft.type_votes.get(kind, 0.0) + p

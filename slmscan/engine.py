@@ -349,6 +349,35 @@ class Engine:
             beliefs = [1.0 if i == chosen else 0.0 for i in range(len(sequences))]
         return chosen, beliefs
 
+    def weigh(self, options: Sequence[str]) -> tuple[int, list[float]]:
+        """Pick the option whose whole text the model finds likeliest, and feed it.
+
+        Unlike `choose`, every token of every option counts, so options that share a first
+        token ("the economy", "the environment") are still told apart, and the model's belief
+        is read where it answers in its own words rather than from a list it was shown (small
+        models then mostly repeat the list's first item). Costs one evaluation per distinct
+        proper prefix of the options. Returns the chosen index and each option's probability
+        among the options.
+        """
+        sequences = [self.text_tokens(option) for option in options]
+        if not all(sequences):
+            raise GenerationError("cannot weigh an empty option")
+        start = self.position
+        logp = np.zeros(len(sequences))
+        for prefix in sorted({tuple(seq[:n]) for seq in sequences for n in range(len(seq))}):
+            self.rewind(start)
+            self.feed(prefix)
+            values = self.logits().astype(np.float64)
+            norm = values.max() + np.log(np.exp(values - values.max()).sum())
+            for i, seq in enumerate(sequences):
+                if len(seq) > len(prefix) and tuple(seq[: len(prefix)]) == prefix:
+                    logp[i] += values[seq[len(prefix)]] - norm
+        chosen = int(np.argmax(logp))
+        self.rewind(start)
+        self.feed(sequences[chosen])
+        probs = np.exp(logp - logp.max())
+        return chosen, (probs / probs.sum()).tolist()
+
     def close(self) -> None:
         """Free the model and its context."""
         self._llm.close()

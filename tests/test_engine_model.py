@@ -151,3 +151,29 @@ def test_a_field_out_of_tokens_does_not_end_in_half_a_word(engine: Engine) -> No
         assert full.startswith(text) and not full[len(text) : len(text) + 1].isalpha(), n
         trimmed += engine.counters.since(before).decoded > engine.position - len(prompt)
     assert trimmed  # some of the cuts fell inside a word and were taken back
+
+
+def _sequence_logp(engine: Engine, start: list[int], option: list[int]) -> float:
+    """log P(option | start), one token at a time: an independent reckoning for `weigh`."""
+    engine.rewind(0)
+    engine.feed(start)
+    total = 0.0
+    for token in option:
+        values = engine.logits().astype(np.float64)
+        total += values[token] - values.max() - np.log(np.exp(values - values.max()).sum())
+        engine.feed([token])
+    return total
+
+
+def test_weighing_counts_every_token_of_every_option(engine: Engine) -> None:
+    start = [*engine.bos(), *engine.text_tokens("Rain fell on the forests and the rivers rose.")]
+    options = [" the economy", " the environment", " sports"]
+    engine.feed(start)
+    chosen, probs = engine.weigh(options)
+    sequences = [engine.text_tokens(o) for o in options]
+    assert sequences[0][0] == sequences[1][0]  # the first token alone cannot tell them apart
+    assert engine.position == len(start) + len(sequences[chosen])
+    logp = np.array([_sequence_logp(engine, start, seq) for seq in sequences])
+    expected = np.exp(logp - logp.max()) / np.exp(logp - logp.max()).sum()
+    assert probs == pytest.approx(expected.tolist(), abs=1e-4)
+    assert chosen == int(np.argmax(logp)) and probs[0] != pytest.approx(probs[1], abs=1e-3)

@@ -335,3 +335,17 @@ def test_cells_are_held_back_from_the_example_and_from_the_row_so_far(
             assert all(penalties.get(t, 0) > 0 for t in content)
             checked += bool(content)
     assert checked
+
+
+@pytest.mark.corpus
+def test_pages_on_different_subjects_get_different_categories(corpus: Path) -> None:
+    """Shown a list, the model answered its first item ("technology") for all 24 corpus pages."""
+    labels = json.loads((ROOT / "benchmarks" / "classify_labels.json").read_text())["pages"]
+    pages = ["californiaglobe.com.amazon.html", "security.googleblog.com.protection.html",
+             "nationalgeographic.co.uk.goats.html", "theguardian.com.academics.html"]  # fmt: skip
+    with Scanner(ScanOptions(model="smollm2-135m", sections=("other",), offline=True)) as scan:
+        cards = [scan.analyse(_article(corpus / "html" / page)) for page in pages]
+    categories = [card.category for card in cards]
+    assert len(set(categories)) >= 3, categories
+    right = [c in labels[f"html/{p}"]["category"] for c, p in zip(categories, pages, strict=True)]
+    assert sum(right) >= 3, categories
