@@ -245,7 +245,8 @@ class Analyser:
             self._part_text = part_text
             self._part_stems = set(stems(part_text.encode()))
             self._part_numbers = Numbers.of(part_text)
-            self._part_vocabulary = Vocabulary.of(part_text)
+            named = _NAMED_FROM_DOCUMENT.intersection(self.sections)
+            self._part_vocabulary = Vocabulary.of(part_text) if named else None
             self._part_words = set(_WORDS.findall(part_text.lower()))
             self._part_tokens = self._written_with(part_tokens, self._part_words)
             sentences = [
@@ -664,10 +665,10 @@ ROW_TYPES: dict[str, type[Signal | Behavior | Technology | Issue]] = {
 }
 
 
-Choice = TypeVar("Choice", bound=str)
+_Choice = TypeVar("_Choice", bound=str)
 
 
-def _most_voted(votes: dict[Choice, float]) -> Choice | None:
+def _most_voted(votes: dict[_Choice, float]) -> _Choice | None:
     return max(votes, key=votes.__getitem__) if votes else None
 
 

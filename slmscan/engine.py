@@ -368,7 +368,7 @@ class Engine:
             self.rewind(start)
             self.feed(prefix)
             values = self.logits().astype(np.float64)
-            norm = values.max() + np.log(np.exp(values - values.max()).sum())
+            norm = np.logaddexp.reduce(values)
             for i, seq in enumerate(sequences):
                 if len(seq) > len(prefix) and tuple(seq[: len(prefix)]) == prefix:
                     logp[i] += values[seq[len(prefix)]] - norm
