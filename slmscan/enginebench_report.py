@@ -140,6 +140,7 @@ def render_table(run: BenchRun, plot_name: str | None = None) -> str:
     )
 
     speedup, overhead, ratio = med("speedup"), med("overhead"), med("prompt_ratio")
+    as_issued = med("overhead_as_issued")
     partial = "" if len(done) >= 24 else f" (only {len(done)} pages: not the full corpus)"
     lines += [
         "",
@@ -151,7 +152,11 @@ def render_table(run: BenchRun, plot_name: str | None = None) -> str:
         f"{_check(speedup >= TARGET_SPEEDUP)} |",
         f"| complete cards, slmscan vs usual | at least as many | {complete} vs "
         f"{usual_complete} of {len(done)} | {_check(complete >= usual_complete)} |",
-        f"| overhead: wall ÷ predicted | ≤ {TARGET_OVERHEAD} | {overhead:.2f} | "
+        "| overhead as the issue defines it: wall ÷ ((prompt + fed) ÷ prefill rate + decoded "
+        f"÷ decode rate) | ≤ {TARGET_OVERHEAD} | {as_issued:.2f} | "
+        f"{_check(as_issued <= TARGET_OVERHEAD)} |",
+        "| overhead, stricter: wall ÷ predicted (decoded tokens that rode in a batch charged at "
+        f"the prefill rate) | ≤ {TARGET_OVERHEAD} | {overhead:.2f} | "
         f"{_check(overhead <= TARGET_OVERHEAD)} |",
         f"| prompt tokens ÷ (document + template) | ≤ {TARGET_PROMPT_RATIO} | {ratio:.2f} | "
         f"{_check(ratio <= TARGET_PROMPT_RATIO)} |",

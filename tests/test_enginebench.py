@@ -63,6 +63,12 @@ def test_engine_bench_writes_a_consistent_table_plot_and_json(tmp_path: Path) ->
     fed = page["prompt_tokens"] + page["fed_tokens"] + batched
     predicted = fed / page["prefill_rate"] + steps / page["decode_rate"]
     assert math.isclose(page["predicted"], predicted, rel_tol=1e-3)
+    # The formula charges every decoded token a decode step.
+    as_issued = page["wall"] / (
+        (page["prompt_tokens"] + page["fed_tokens"]) / page["prefill_rate"]
+        + page["decoded_tokens"] / page["decode_rate"]
+    )
+    assert math.isclose(page["overhead_as_issued"], as_issued, rel_tol=1e-3)
     assert math.isclose(page["speedup"], page["usual_wall"] / page["wall"], rel_tol=1e-3)
     # The page has a title, so the usual way makes one call per section and none for a title.
     assert [c["section"] for c in page["usual_calls"]] == [
