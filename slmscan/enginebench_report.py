@@ -141,6 +141,9 @@ def render_table(run: BenchRun, plot_name: str | None = None) -> str:
 
     speedup, overhead, ratio = med("speedup"), med("overhead"), med("prompt_ratio")
     as_issued = med("overhead_as_issued")
+    with_fed = _median(
+        [(p.prompt_tokens + p.fed_tokens) / (p.document_tokens + p.template_tokens) for p in done]
+    )
     partial = "" if len(done) >= 24 else f" (only {len(done)} pages: not the full corpus)"
     lines += [
         "",
@@ -152,14 +155,26 @@ def render_table(run: BenchRun, plot_name: str | None = None) -> str:
         f"{_check(speedup >= TARGET_SPEEDUP)} |",
         f"| complete cards, slmscan vs usual | at least as many | {complete} vs "
         f"{usual_complete} of {len(done)} | {_check(complete >= usual_complete)} |",
-        "| overhead as the issue defines it: wall ÷ ((prompt + fed) ÷ prefill rate + decoded "
-        f"÷ decode rate) | ≤ {TARGET_OVERHEAD} | {as_issued:.2f} | "
+        "| overhead, the issue's formula: wall ÷ ((prompt + fed) ÷ prefill rate + decoded ÷ "
+        f"decode rate) | ≤ {TARGET_OVERHEAD} | {as_issued:.2f} | "
         f"{_check(as_issued <= TARGET_OVERHEAD)} |",
         "| overhead, stricter: wall ÷ predicted (decoded tokens that rode in a batch charged at "
         f"the prefill rate) | ≤ {TARGET_OVERHEAD} | {overhead:.2f} | "
         f"{_check(overhead <= TARGET_OVERHEAD)} |",
         f"| prompt tokens ÷ (document + template) | ≤ {TARGET_PROMPT_RATIO} | {ratio:.2f} | "
         f"{_check(ratio <= TARGET_PROMPT_RATIO)} |",
+        "| the same, counting the fed quotes as prompt tokens too | "
+        f"≤ {TARGET_PROMPT_RATIO} | {with_fed:.2f} | {_check(with_fed <= TARGET_PROMPT_RATIO)} |",
+    ]
+    lines += [
+        "",
+        "Two checks read the issue's words one way, with the other reading beside them. Its "
+        "overhead formula knows prompt tokens and decoded tokens. slmscan also feeds tokens "
+        "that are neither: the rest of each chosen option once the model's choice is clear (a "
+        "row's quote, a keyword, the category's words) and answers put back after a retry. "
+        "They are charged at the prefill rate. Most are the rows' quotes: sentences of the "
+        "document evaluated a second time as the card's evidence, which the usual way is not "
+        "asked for. Counted as prompt tokens, they break the prompt ratio.",
     ]
     lines += _time_split(done)
     lines += _bounds(done)

@@ -84,3 +84,8 @@ def test_engine_bench_writes_a_consistent_table_plot_and_json(tmp_path: Path) ->
     # The ceiling is the usual way's time over the document's own prefill time.
     ceiling = page["usual_wall"] / (page["document_tokens"] / page["prefill_rate"])
     assert f"would be {ceiling:.1f}× faster than the usual way" in text
+    # The prompt ratio is also shown with the fed quotes counted as prompt tokens.
+    with_fed = (page["prompt_tokens"] + page["fed_tokens"]) / (
+        page["document_tokens"] + page["template_tokens"]
+    )
+    assert f"counting the fed quotes as prompt tokens too | ≤ 1.1 | {with_fed:.2f} |" in text
