@@ -153,6 +153,12 @@ class PageResult:
         return self.prompt_tokens / base if base else 0.0
 
     @property
+    def prompt_ratio_with_fed(self) -> float:
+        """The prompt ratio with the fed tokens (mostly rows' quotes) counted as prompt tokens."""
+        base = self.document_tokens + self.template_tokens
+        return (self.prompt_tokens + self.fed_tokens) / base if base else 0.0
+
+    @property
     def speedup(self) -> float:
         """The usual way's wall time over slmscan's (acceptance: ≥ 8×)."""
         return self.usual_wall / self.wall if self.wall else 0.0
@@ -180,6 +186,7 @@ class PageResult:
             "overhead",
             "overhead_as_issued",
             "prompt_ratio",
+            "prompt_ratio_with_fed",
             "speedup",
             "python_seconds",
         ):

@@ -140,10 +140,7 @@ def render_table(run: BenchRun, plot_name: str | None = None) -> str:
     )
 
     speedup, overhead, ratio = med("speedup"), med("overhead"), med("prompt_ratio")
-    as_issued = med("overhead_as_issued")
-    with_fed = _median(
-        [(p.prompt_tokens + p.fed_tokens) / (p.document_tokens + p.template_tokens) for p in done]
-    )
+    as_issued, with_fed = med("overhead_as_issued"), med("prompt_ratio_with_fed")
     partial = "" if len(done) >= 24 else f" (only {len(done)} pages: not the full corpus)"
     lines += [
         "",
