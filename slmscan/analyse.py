@@ -2,12 +2,10 @@
 
 The layout of every prompt is
 
-    [system: every section's rules and example] [user turn]                 ← every card's
-    "Document:" <document as plain text>                                    ← this card's
-    <section task> [end of turn, start of answer] <scaffold> ...            ← each section's
+    [system + user-turn markup] "Document:" <document as plain text>      ← shared prefix
+    <section instruction> [end of turn, start of answer] <scaffold> ...   ← per section
 
-The first part does not depend on the document: it stays evaluated from one card to the next.
-Each section rewinds to the end of the document and pays only for its own tokens.
+so each section rewinds to the end of the shared prefix and pays only for its own tokens.
 Labels, separators and quotes are fed; the model decodes only content. Table rows start with
 evidence: the model picks one of the document's sentences (it decodes only until the choice is
 unique), so every row's quote is a real span of the text by construction.
@@ -124,46 +122,14 @@ class _Draft:
     notes: list[str] = field(default_factory=list)
 
 
-#: How the rules of each prompt are headed in the instructions every card begins with.
-_GUIDE_HEADINGS = {
-    "extract_keywords": "Keywords",
-    "name_themes": "Themes",
-    "classify_document": "What the document is about, and its type",
-    "summarize_document": "Summary",
-    "extract_signals": "Signals of change",
-    "extract_behaviors": "Behaviors",
-    "extract_technologies": "Technologies",
-    "extract_issues": "Issues",
-    "write_title": "Title",
-}
-
-
-def guide_text(prompts: dict[str, PromptTemplate]) -> str:
-    """The rules and examples of every prompt, in the instructions before the document."""
-    blocks = [
-        f"## {_GUIDE_HEADINGS.get(name, name)}\n{text}"
-        for name, template in prompts.items()
-        if (text := template.guide(CLASSIFY_VALUES))
-    ]
-    return "How to answer each request about the document:\n\n" + "\n\n".join(blocks)
-
-
 class _Prompter:
     """Feeds prompts for one model family and runs sections on a shared document prefix."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        fmt: PromptFormat,
-        prompts: dict[str, PromptTemplate],
-        shared: bool = False,
-    ):
+    def __init__(self, engine: Engine, fmt: PromptFormat, prompts: dict[str, PromptTemplate]):
         self.engine = engine
         self.fmt = fmt
         self.prompts = prompts
         self.template_tokens = 0
-        self.shared = shared
-        self.guide = guide_text(prompts) if shared else ""
 
     def feed_markup(self, text: str) -> None:
         tokens = self.engine.markup_tokens(text)
@@ -176,35 +142,26 @@ class _Prompter:
         self.engine.feed(tokens, kind="prompt")
 
     def start_document(self, document_tokens: list[int]) -> int:
-        """Evaluate the shared prefix; returns the position every section starts from.
-
-        The prefix opens with the rules and example of every section, which do not depend on
-        the document: the engine keeps them evaluated from one document to the next, so a card
-        pays for its own document and for each section's one-line task only.
-        """
-        tokens = self.engine.bos()
-        system = SYSTEM + ("\n\n" + self.guide if self.guide else "")
+        """Evaluate the shared prefix; returns the position every section starts from."""
+        self.engine.rewind(0)
+        header = self.engine.bos()
+        self.template_tokens += len(header)
+        self.engine.feed(header, kind="prompt")
         if self.fmt.system_in_user:
-            tokens += self.engine.markup_tokens(self.fmt.user_start)
-            tokens += self.engine.text_tokens(system + "\n\nDocument:\n")
+            self.feed_markup(self.fmt.user_start)
+            self.feed_text(SYSTEM + "\n\nDocument:\n")
         else:
-            tokens += self.engine.markup_tokens(self.fmt.system_start)
-            tokens += self.engine.text_tokens(system)
-            tokens += self.engine.markup_tokens(self.fmt.turn_end + self.fmt.user_start)
-            tokens += self.engine.text_tokens("Document:\n")
-        self.template_tokens += len(tokens)
-        # The prefix is evaluated in calls of its own, so that its cells are the same whether
-        # they were kept or evaluated afresh (batches of other sizes round differently).
-        self.engine.start(tokens)
-        self.engine.flush()
+            self.feed_markup(self.fmt.system_start)
+            self.feed_text(SYSTEM)
+            self.feed_markup(self.fmt.turn_end + self.fmt.user_start)
+            self.feed_text("Document:\n")
         self.engine.feed(document_tokens, kind="prompt")
         self.engine.flush()  # evaluated once, before any section: its cost is the card's
         return self.engine.position
 
     def start_answer(self, prompt: str, values: dict[str, str], scaffold: str) -> None:
-        """Feed a section's task, close the user turn and open the answer."""
-        template = self.prompts[prompt]
-        self.feed_text("\n\n" + (template.task(values) if self.shared else template.render(values)))
+        """Feed a section's instruction, close the user turn and open the answer."""
+        self.feed_text("\n\n" + self.prompts[prompt].render(values))
         self.feed_markup(self.fmt.turn_end + self.fmt.answer_start)
         self.feed_text(scaffold)
 
@@ -256,7 +213,6 @@ class Analyser:
         prompts_dir: Path | None = None,
         sections: Sequence[str] = SECTIONS,
         seed: int = 0,
-        shared_instructions: bool = False,
     ) -> None:
         self.engine = engine
         self.model = model
@@ -264,14 +220,9 @@ class Analyser:
         self.seed = seed
         names = [SECTION_PROMPTS[s] for s in self.sections] + [TITLE_PROMPT]
         self.prompts = {name: load_template(name, prompts_dir) for name in names}
-        self.prompter = _Prompter(engine, fmt, self.prompts, shared_instructions)
+        self.prompter = _Prompter(engine, fmt, self.prompts)
 
     # --- the whole card -----------------------------------------------------------------------
-
-    def prepare(self) -> int:
-        """Evaluate the instructions every card begins with, as a scan of many documents finds
-        them after its first card; returns their length in tokens."""
-        return self.prompter.start_document([])
 
     def analyse(
         self,
@@ -679,7 +630,6 @@ class Analyser:
                 document_tokens=len(document_tokens),
                 template_tokens=self.prompter.template_tokens,
                 prompt_tokens=used.prompt,
-                reused_tokens=used.reused,
                 fed_tokens=used.fed,
                 decoded_tokens=used.decoded,
                 parts=len(parts),

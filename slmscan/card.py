@@ -118,9 +118,6 @@ class Provenance(_Strict):
     document_tokens: int
     template_tokens: int
     prompt_tokens: int = Field(description="prompt tokens evaluated for the whole card")
-    reused_tokens: int = Field(
-        default=0, ge=0, description="prompt tokens kept evaluated from an earlier card"
-    )
     fed_tokens: int = Field(description="quote and forced tokens evaluated without decoding")
     decoded_tokens: int
     parts: int = Field(ge=1, description="how many parts a long document was analysed in")

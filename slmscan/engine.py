@@ -51,7 +51,6 @@ class Counters:
     """Token work done by the engine, by kind."""
 
     prompt: int = 0  # instruction and document tokens evaluated
-    reused: int = 0  # prompt tokens found evaluated already (by an earlier card), not evaluated
     fed: int = 0  # scaffolding tokens evaluated without decoding
     decoded: int = 0  # tokens the model chose
     decode_steps: int = 0  # of those, evaluated alone: one decode step each
@@ -155,22 +154,6 @@ class Engine:
         else:
             self._pending.clear()
             self._llm.n_tokens = position  # llama-cpp-python drops the KV cells on the next eval
-
-    def start(self, tokens: Sequence[int]) -> int:
-        """Make `tokens` the whole context, keeping whatever start of them is evaluated already.
-
-        As after `rewind`, tokens must be fed before logits are read. Returns how many tokens
-        were kept.
-        """
-        self._pending.clear()
-        evaluated = self._llm.input_ids[: int(self._llm.n_tokens)]
-        n = min(len(tokens), len(evaluated))
-        same = np.asarray(tokens[:n], dtype=evaluated.dtype) == evaluated[:n]
-        kept = n if same.all() else int(np.argmin(same))
-        self.rewind(kept)
-        self.counters.reused += kept
-        self._append(tokens[kept:], "prompt")
-        return kept
 
     def _append(self, tokens: Sequence[int], kind: str) -> None:
         if self.position + len(tokens) > self.n_ctx:

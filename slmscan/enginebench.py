@@ -87,7 +87,6 @@ class PageResult:
     document_tokens: int = 0
     template_tokens: int = 0
     prompt_tokens: int = 0
-    reused_tokens: int = 0  # instructions found evaluated from the card before
     fed_tokens: int = 0
     decoded_tokens: int = 0
     decode_steps: int = 0  # decoded tokens evaluated alone (the rest rode in a batch, or none)
@@ -209,9 +208,6 @@ class BenchRun:
     key_cache: str = "f16"  # attention keys cached as, both ways
     reference_prefill_rate: float = 0.0  # 512 tokens from position 0
     reference_decode_rate: float = 0.0  # 64 argmax tokens after them
-    # The instructions every card begins with, evaluated once per loaded model (from position 0).
-    shared_tokens: int = 0
-    shared_seconds: float = 0.0
     # Was the machine ours? Process CPU time ÷ (wall time × threads) over the run (near 1 when
     # llama.cpp's threads had the cores) and the load average at the start and the end.
     cpu_share: float = 0.0
@@ -584,7 +580,6 @@ def _slmscan_card(scanner: Any, engine: Any, article: Article, result: PageResul
     p = card.provenance
     result.document_tokens, result.template_tokens = p.document_tokens, p.template_tokens
     result.prompt_tokens, result.fed_tokens = p.prompt_tokens, p.fed_tokens
-    result.reused_tokens = p.reused_tokens
     result.decoded_tokens, result.parts = p.decoded_tokens, p.parts
     result.feed_seconds, result.decode_seconds = used.prompt_seconds, used.decode_seconds
     result.decode_steps, result.decoded_batched = used.decode_steps, used.decoded_batched
@@ -629,7 +624,6 @@ def run_engine_bench(
 ) -> Path:
     """Benchmark the engine on a corpus both ways; write table, plot and JSON; return the table."""
     from . import config
-    from .analyse import Analyser
     from .enginebench_report import write_results
     from .extract import extract_article
     from .scanner import Scanner, ScanOptions, resolve_model
@@ -647,9 +641,9 @@ def run_engine_bench(
     # Offline: a benchmark never touches the network (the Scanner sets the Hub offline too).
     with Scanner(ScanOptions(model=model, offline=True, threads=threads)) as scanner:
         analyser = scanner._load()  # loaded here, so that no page's time includes loading
-        if not isinstance(analyser, Analyser):
+        engine = getattr(analyser, "engine", None)
+        if engine is None:
             raise UsageError(f"model {model} has no engine to measure", hint="pick a real model")
-        engine = analyser.engine
         usual = UsualWay(
             path,
             n_ctx=engine.n_ctx,
@@ -679,9 +673,6 @@ def run_engine_bench(
             warm = engine.text_tokens(_warm_up_article().text * 40)[:512]
             measure_rates(engine, warm)  # the first evaluation pays one-off setup costs
             _, run.reference_prefill_rate, run.reference_decode_rate = measure_rates(engine, warm)
-            start = time.perf_counter()
-            run.shared_tokens = analyser.prepare()  # measure_rates left the engine at 0
-            run.shared_seconds = time.perf_counter() - start
             for index, (file, words) in enumerate(pages):
                 result = PageResult(page=file.name, words=words)
                 run.pages.append(result)
@@ -700,9 +691,6 @@ def run_engine_bench(
                 result.prefill_tokens, result.prefill_rate, result.decode_rate = measure_rates(
                     engine, engine.text_tokens(article.text)
                 )
-                # The probe overwrote the shared instructions; in a scan of many documents the
-                # next card finds them evaluated, so they are evaluated again here, untimed.
-                analyser.prepare()
                 if result.first == "slmscan":
                     outputs = _usual(usual, article, result)
                 made, result.usual_invalid_rows = usual_card(article, outputs, card)

@@ -71,20 +71,14 @@ def render_table(run: BenchRun, plot_name: str | None = None) -> str:
         "prefill rate + decoded tokens evaluated alone ÷ decode rate (a chosen token waits and "
         "is evaluated together with the scaffolding fed after it; tokens never evaluated, like "
         "the last choice of a section, cost nothing and are charged nothing); "
-        "**overhead** = slmscan wall ÷ predicted; **prompt ratio** = prompt tokens evaluated "
-        "÷ (document + template tokens); **complete** = the card validates and no section is "
+        "**overhead** = slmscan wall ÷ predicted; **prompt ratio** = prompt tokens ÷ "
+        "(document + template tokens); **complete** = the card validates and no section is "
         "empty (`Card.missing_sections()`), for both ways.",
-        f"- **reused**: template tokens found evaluated. Every card begins with the same "
-        f"instructions (every section's rules and example, {run.shared_tokens} tokens), "
-        "evaluated once per loaded model: "
-        f"{run.shared_seconds:.2f} s at the start of this run, which the first card of a scan "
-        "pays. The rate probes after each card overwrite them, so they are evaluated again "
-        "before the next card, outside its time, as a scan of many documents finds them.",
         "",
-        "| page | doc tok | template | prompt tok | reused | fed | decoded | prefill tok/s | "
+        "| page | doc tok | template | prompt tok | fed | decoded | prefill tok/s | "
         "decode tok/s | predicted s | slmscan s | overhead | prompt ratio | complete | "
         "usual s | usual complete | speed-up |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---:|",
     ]
 
     def missing(names: list[str]) -> str:
@@ -92,7 +86,7 @@ def render_table(run: BenchRun, plot_name: str | None = None) -> str:
 
     for p in run.pages:
         if not p.ok:
-            lines.append(f"| {p.page} | failed: {p.error} |" + " |" * 15)
+            lines.append(f"| {p.page} | failed: {p.error} |" + " |" * 14)
             continue
         notes = []
         if p.parts > 1:
@@ -102,8 +96,7 @@ def render_table(run: BenchRun, plot_name: str | None = None) -> str:
         name = p.page + (f" ({'; '.join(notes)})" if notes else "")
         lines.append(
             f"| {name} | {p.document_tokens} | {p.template_tokens} | {p.prompt_tokens} | "
-            f"{p.reused_tokens} | {p.fed_tokens} | {p.decoded_tokens} | "
-            f"{p.prefill_rate:.0f} | {p.decode_rate:.0f} | "
+            f"{p.fed_tokens} | {p.decoded_tokens} | {p.prefill_rate:.0f} | {p.decode_rate:.0f} | "
             f"{p.predicted:.2f} | {p.wall:.2f} | {p.overhead:.2f} | {p.prompt_ratio:.2f} | "
             f"{missing(p.missing)} | {p.usual_wall:.1f} | {missing(p.usual_missing)} | "
             f"{p.speedup:.1f}× |"
@@ -118,8 +111,7 @@ def render_table(run: BenchRun, plot_name: str | None = None) -> str:
     usual_complete = sum(p.usual_complete for p in done)
     lines.append(
         f"| **median** | {med('document_tokens'):.0f} | {med('template_tokens'):.0f} | "
-        f"{med('prompt_tokens'):.0f} | {med('reused_tokens'):.0f} | {med('fed_tokens'):.0f} | "
-        f"{med('decoded_tokens'):.0f} | "
+        f"{med('prompt_tokens'):.0f} | {med('fed_tokens'):.0f} | {med('decoded_tokens'):.0f} | "
         f"{med('prefill_rate'):.0f} | {med('decode_rate'):.0f} | {med('predicted'):.2f} | "
         f"{med('wall'):.2f} | **{med('overhead'):.2f}** | **{med('prompt_ratio'):.2f}** | "
         f"{complete}/{len(done)} | {med('usual_wall'):.1f} | {usual_complete}/{len(done)} | "
@@ -131,7 +123,6 @@ def render_table(run: BenchRun, plot_name: str | None = None) -> str:
             "document_tokens",
             "template_tokens",
             "prompt_tokens",
-            "reused_tokens",
             "fed_tokens",
             "decoded_tokens",
             "predicted",
@@ -141,8 +132,7 @@ def render_table(run: BenchRun, plot_name: str | None = None) -> str:
     }
     lines.append(
         f"| **total** | {total['document_tokens']} | {total['template_tokens']} | "
-        f"{total['prompt_tokens']} | {total['reused_tokens']} | {total['fed_tokens']} | "
-        f"{total['decoded_tokens']} | | | "
+        f"{total['prompt_tokens']} | {total['fed_tokens']} | {total['decoded_tokens']} | | | "
         f"{total['predicted']:.1f} | {total['wall']:.1f} | "
         f"{total['wall'] / total['predicted']:.2f} | "
         f"{total['prompt_tokens'] / (total['document_tokens'] + total['template_tokens']):.2f} | "
@@ -248,8 +238,7 @@ def _bounds(done: list[PageResult]) -> list[str]:
     than the usual way's time over that.
     """
     document = [p.document_tokens / p.prefill_rate for p in done]
-    # The template tokens evaluated: the shared instructions were evaluated before the card.
-    template = [max(0, p.prompt_tokens - p.document_tokens) / p.prefill_rate for p in done]
+    template = [p.template_tokens / p.prefill_rate for p in done]
     fed = [(p.fed_tokens + p.decoded_batched) / p.prefill_rate for p in done]
     steps = [p.decode_steps / p.decode_rate for p in done]
     ceiling = [p.usual_wall / d for p, d in zip(done, document, strict=True)]
@@ -266,7 +255,7 @@ def _bounds(done: list[PageResult]) -> list[str]:
         "| slmscan's token work, at the page's measured rates | s |",
         "|---|---:|",
         f"| the document, read once | {_median(document):.2f} |",
-        f"| the instructions evaluated (template tokens not reused) | {_median(template):.2f} |",
+        f"| the instructions (template tokens) | {_median(template):.2f} |",
         f"| scaffolding and quotes fed (with the decoded tokens riding along) | "
         f"{_median(fed):.2f} |",
         f"| decode steps (the card's content, one token at a time) | {_median(steps):.2f} |",

@@ -3,11 +3,6 @@
 Every template has the same three headings, `# Task`, `# Rules` and `# Example`, and may use
 `{{variable}}` placeholders. A user's folder (`--prompts DIR` or SLMSCAN_PROMPTS) overrides
 any built-in template of the same name.
-
-A card's prompt reads every template's rules and example once, before the document, where they
-stay evaluated from one document to the next; after the document only each section's task is
-read. So the rules and the example may use only placeholders whose values never change between
-documents (the classification's `types`); a document's own values (`count`) belong in the task.
 """
 
 from __future__ import annotations
@@ -66,29 +61,17 @@ class PromptTemplate:
 
     def render(self, values: dict[str, str]) -> str:
         """The instruction text, placeholders filled; a placeholder with no value is an error."""
-        return "\n\n".join(p for p in (self.task(values), self.guide(values)) if p)
-
-    def task(self, values: dict[str, str]) -> str:
-        """The task alone, placeholders filled."""
-        return self._fill("Task", self.sections["Task"], values)
-
-    def guide(self, values: dict[str, str]) -> str:
-        """The rules and the example, placeholders filled: how any task of this kind is done."""
-        parts = [self.sections["Rules"]]
-        if self.sections["Example"]:
-            parts.append("Example of the format:\n" + self.sections["Example"])
-        return self._fill("Rules", "\n\n".join(p for p in parts if p), values)
-
-    def _fill(self, heading: str, text: str, values: dict[str, str]) -> str:
-        used = {m.group(1) for m in _PLACEHOLDER.finditer(text)}
-        missing = sorted(used - values.keys())
+        missing = sorted(self.variables - values.keys())
         if missing:
             provided = ", ".join(sorted(values)) or "none"
-            where = "# Task" if heading == "Task" else "# Rules or # Example"
             raise PromptError(
-                f"prompt {self.name} ({self.path}) uses {{{{{missing[0]}}}}} under {where}, "
-                f"which slmscan does not provide there (it provides: {provided})"
+                f"prompt {self.name} ({self.path}) uses {{{{{missing[0]}}}}}, "
+                f"which slmscan does not provide (it provides: {provided})"
             )
+        parts = [self.sections["Task"], self.sections["Rules"]]
+        if self.sections["Example"]:
+            parts.append("Example of the format:\n" + self.sections["Example"])
+        text = "\n\n".join(p for p in parts if p)
         return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
 
 
