@@ -84,6 +84,10 @@ def test_engine_bench_writes_a_consistent_table_plot_and_json(tmp_path: Path) ->
     # The ceiling is the usual way's time over the document's own prefill time.
     ceiling = page["usual_wall"] / (page["document_tokens"] / page["prefill_rate"])
     assert f"would be {ceiling:.1f}× faster than the usual way" in text
+    # The bound the content sets adds the card's own decode steps to the document's prefill.
+    document = page["document_tokens"] / page["prefill_rate"]
+    bound = page["usual_wall"] / (document + page["decode_seconds"])
+    assert bound < ceiling and f"would be {bound:.1f}× faster: the bound" in text
     # The prompt ratio is also shown with the fed quotes counted as prompt tokens.
     with_fed = (page["prompt_tokens"] + page["fed_tokens"]) / (
         page["document_tokens"] + page["template_tokens"]
