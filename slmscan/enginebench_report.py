@@ -244,7 +244,7 @@ def _bounds(done: list[PageResult]) -> list[str]:
     ceiling = [p.usual_wall / d for p, d in zip(done, document, strict=True)]
     # The content has to be decoded too: at what its decode steps cost inside the card (deep in
     # the context, where every step attends to the document), with nothing else.
-    floor = [p.usual_wall / (d + p.decode_seconds) for p, d in zip(done, document, strict=True)]
+    bound = [p.usual_wall / (d + p.decode_seconds) for p, d in zip(done, document, strict=True)]
     # What a card at the target may spend beyond its document, against what it spends now.
     allowed = [p.usual_wall / TARGET_SPEEDUP - d for p, d in zip(done, document, strict=True)]
     spent = [p.wall - d for p, d in zip(done, document, strict=True)]
@@ -263,9 +263,9 @@ def _bounds(done: list[PageResult]) -> list[str]:
         f"- A card that did nothing but read its document once would be "
         f"{_median(ceiling):.1f}× faster than the usual way (usual time ÷ the document's "
         "prefill time, median of the pages).",
-        f"- A card that read its document once and decoded its content, with no instructions, "
+        "- A card that read its document once and decoded its content, with no instructions, "
         "scaffolding, quotes or Python, its decode steps costing what they cost in the card, "
-        f"would be {_median(floor):.1f}× faster: the bound while a card's content stays what it "
+        f"would be {_median(bound):.1f}× faster: the bound while a card's content stays what it "
         "is.",
         f"- At {TARGET_SPEEDUP:.0f}× a card could spend {_median(allowed):.2f} s beyond reading "
         f"its document; it spends {_median(spent):.2f} s.",
