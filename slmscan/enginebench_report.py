@@ -235,15 +235,16 @@ def _bounds(done: list[PageResult]) -> list[str]:
 
     A card has to read its document at least once; at the measured prefill rate that alone
     takes `document_tokens / prefill_rate`, so no card can be faster than the usual way by more
-    than the usual way's time over that.
+    than the usual way's time over that. It also has to decode its content: adding the card's
+    own decode steps gives the tighter bound that holds while the content stays what it is.
     """
     document = [p.document_tokens / p.prefill_rate for p in done]
     template = [p.template_tokens / p.prefill_rate for p in done]
     fed = [(p.fed_tokens + p.decoded_batched) / p.prefill_rate for p in done]
     steps = [p.decode_steps / p.decode_rate for p in done]
     ceiling = [p.usual_wall / d for p, d in zip(done, document, strict=True)]
-    # The content has to be decoded too: at what its decode steps cost inside the card (deep in
-    # the context, where every step attends to the document), with nothing else.
+    # Decode steps at their measured cost inside the card, where each attends to the document
+    # and to its section's instruction and rows so far, not at the probe's rate.
     bound = [p.usual_wall / (d + p.decode_seconds) for p, d in zip(done, document, strict=True)]
     # What a card at the target may spend beyond its document, against what it spends now.
     allowed = [p.usual_wall / TARGET_SPEEDUP - d for p, d in zip(done, document, strict=True)]
