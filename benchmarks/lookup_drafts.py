@@ -49,7 +49,7 @@ def record_fields(model: str, pages: list[Path]) -> list[Field]:
         start = self.position
         text = original(self, *args, **kwargs)
         self.flush()
-        ids = self.context_tokens()
+        ids = [int(t) for t in self._llm.input_ids[: self._llm.n_tokens]]
         fields.append((ids[:start], ids[start : self.position]))
         return text
 

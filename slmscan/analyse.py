@@ -5,10 +5,7 @@ The layout of every prompt is
     [system + user-turn markup] "Document:" <document as plain text>      ← shared prefix
     <section instruction> [end of turn, start of answer] <scaffold> ...   ← per section
 
-so each section rewinds to the end of the shared prefix and pays only for its own tokens. The
-long sections' instruction is their rules and example, then their task: the rules and example
-are the same for every document, so their cells come from the engine's store
-(`GUIDES_READ_ONCE`), and only the task is read after the document.
+so each section rewinds to the end of the shared prefix and pays only for its own tokens.
 Labels, separators and quotes are fed; the model decodes only content. Table rows start with
 evidence: the model picks one of the document's sentences (it decodes only until the choice is
 unique), so every row's quote is a real span of the text by construction.
@@ -69,15 +66,6 @@ SECTION_PROMPTS: dict[str, str] = {
 }
 SECTIONS: tuple[str, ...] = tuple(SECTION_PROMPTS)
 TITLE_PROMPT = "write_title"
-#: Prompts whose rules and example are read once per engine, with no document before them, and
-#: whose cells are then placed after each document (`Engine.prepare_blocks`); their task is
-#: still read after the document. These are the long ones, with an example. Read this way the
-#: summary's came out about its page less often (benchmarks/results/guide-cells.md), and the
-#: short rules of the others would save little.
-GUIDES_READ_ONCE = frozenset(
-    {"extract_keywords", "extract_signals", "extract_behaviors", "extract_technologies",
-     "extract_issues"}
-)  # fmt: skip
 #: Values a classification prompt may use. The built-in one lists only the types: shown the
 #: categories too, small models answered the list's first one for nearly every document
 #: (benchmarks/results/classify.md), so the category is weighed as the answer's own words.
@@ -137,19 +125,11 @@ class _Draft:
 class _Prompter:
     """Feeds prompts for one model family and runs sections on a shared document prefix."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        fmt: PromptFormat,
-        prompts: dict[str, PromptTemplate],
-        reuse_guides: bool = True,
-    ):
+    def __init__(self, engine: Engine, fmt: PromptFormat, prompts: dict[str, PromptTemplate]):
         self.engine = engine
         self.fmt = fmt
         self.prompts = prompts
-        self.reuse_guides = reuse_guides
         self.template_tokens = 0
-        self.anchor = 0  # where the document starts
 
     def feed_markup(self, text: str) -> None:
         tokens = self.engine.markup_tokens(text)
@@ -175,34 +155,13 @@ class _Prompter:
             self.feed_text(SYSTEM)
             self.feed_markup(self.fmt.turn_end + self.fmt.user_start)
             self.feed_text("Document:\n")
-        self.anchor = self.engine.position  # guides read once are evaluated after this alone
         self.engine.feed(document_tokens, kind="prompt")
         self.engine.flush()  # evaluated once, before any section: its cost is the card's
         return self.engine.position
 
-    def guide(self, prompt: str, values: dict[str, str]) -> list[int]:
-        """A section's rules and example: the part of its instruction read before its task."""
-        return self.engine.text_tokens("\n\n" + self.prompts[prompt].guide(values))
-
-    def prepare(self, instructions: Sequence[tuple[str, dict[str, str]]]) -> None:
-        """Ready the rules and examples the document's sections will start with."""
-        if self.reuse_guides:
-            blocks = [self.guide(p, values) for p, values in instructions if p in GUIDES_READ_ONCE]
-            self.engine.prepare_blocks(blocks, self.anchor)
-
     def start_answer(self, prompt: str, values: dict[str, str], scaffold: str) -> None:
-        """Put a section's instruction after the document and open the answer with `scaffold`.
-
-        A guide read once (`GUIDES_READ_ONCE`) comes first, as cells from the engine's store,
-        then the task, read after the document and the guide.
-        """
-        if self.reuse_guides and prompt in GUIDES_READ_ONCE:
-            block = self.guide(prompt, values)
-            self.template_tokens += len(block)
-            self.engine.feed_block(block)
-            self.feed_text("\n\n" + self.prompts[prompt].task(values))
-        else:
-            self.feed_text("\n\n" + self.prompts[prompt].render(values))
+        """Feed a section's instruction, close the user turn and open the answer."""
+        self.feed_text("\n\n" + self.prompts[prompt].render(values))
         self.feed_markup(self.fmt.turn_end + self.fmt.answer_start)
         self.feed_text(scaffold)
 
@@ -254,7 +213,6 @@ class Analyser:
         prompts_dir: Path | None = None,
         sections: Sequence[str] = SECTIONS,
         seed: int = 0,
-        reuse_guides: bool = True,
     ) -> None:
         self.engine = engine
         self.model = model
@@ -262,7 +220,7 @@ class Analyser:
         self.seed = seed
         names = [SECTION_PROMPTS[s] for s in self.sections] + [TITLE_PROMPT]
         self.prompts = {name: load_template(name, prompts_dir) for name in names}
-        self.prompter = _Prompter(engine, fmt, self.prompts, reuse_guides)
+        self.prompter = _Prompter(engine, fmt, self.prompts)
 
     # --- the whole card -----------------------------------------------------------------------
 
@@ -295,14 +253,12 @@ class Analyser:
                 Sentence(s.start + offset, s.end + offset, s.text)
                 for s in split_sentences(part_text)
             ]
-            with_title = index == 0 and not title
-            self.prompter.prepare(self._instructions(part_text, sentences, with_title))
             for section in self.sections:
                 if progress:
                     part = f" (part {index + 1}/{len(parts)})" if len(parts) > 1 else ""
                     progress(f"{section}{part}")
                 self._run_section(section, base, sentences, draft, len(part_text))
-            if with_title:
+            if index == 0 and not title:
                 title = self._title(base)
         if len(parts) > 1 and "summary" in self.sections:
             self._merge_summaries(draft)
@@ -333,23 +289,6 @@ class Analyser:
 
     # --- sections -----------------------------------------------------------------------------
 
-    def _instructions(
-        self, text: str, sentences: list[Sentence], with_title: bool
-    ) -> list[tuple[str, dict[str, str]]]:
-        """The (prompt, values) each section of this document will start with."""
-        values: dict[str, dict[str, str]] = {
-            "themes": {"count": str(item_counts(len(text))["themes"])},
-            "other": CLASSIFY_VALUES,
-            "summary": {},
-        }
-        if keywords := _keyword_count(text):
-            values["keywords"] = {"count": str(keywords)}
-        if sentences:
-            for section in ROWS:
-                values[section] = {"count": str(_rows_wanted(section, sentences))}
-        planned = [(SECTION_PROMPTS[s], values[s]) for s in self.sections if s in values]
-        return [*planned, (TITLE_PROMPT, {})] if with_title else planned
-
     def _run_section(
         self, section: str, base: int, sentences: list[Sentence], draft: _Draft, n_chars: int
     ) -> None:
@@ -361,7 +300,7 @@ class Analyser:
         notes: list[str] = []
         prompt = SECTION_PROMPTS[section]
         if section == "keywords":
-            draft.keywords += self._keywords(prompt, self._part_text)
+            draft.keywords += self._keywords(prompt, n_chars, self._part_text)
         elif section == "themes":
             draft.themes += self._themes(prompt, n_chars)
         elif section == "other":
@@ -387,11 +326,11 @@ class Analyser:
             )
         )
 
-    def _keywords(self, prompt: str, text: str) -> list[str]:
+    def _keywords(self, prompt: str, n_chars: int, text: str) -> list[str]:
         """Keywords chosen by the model among candidate phrases of the document."""
         engine = self.engine
         candidates = candidate_phrases(text)
-        count = _keyword_count(text)
+        count = min(len(candidates), item_counts(n_chars)["keywords"])
         if not count:
             return []
         self.prompter.start_answer(prompt, {"count": str(count)}, "Keywords:\n-")
@@ -487,7 +426,7 @@ class Analyser:
         self, section: str, prompt: str, sentences: list[Sentence], notes: list[str]
     ) -> list[dict[str, object]]:
         engine = self.engine
-        wanted = _rows_wanted(section, sentences)
+        wanted = min(ROWS[section], max(1, len(sentences) // 3))
         if not sentences:
             return []
         self.prompter.start_answer(prompt, {"count": str(wanted)}, 'Evidence: "')
@@ -731,14 +670,6 @@ _Choice = TypeVar("_Choice", bound=str)
 
 def _most_voted(votes: dict[_Choice, float]) -> _Choice | None:
     return max(votes, key=votes.__getitem__) if votes else None
-
-
-def _keyword_count(text: str) -> int:
-    return min(len(candidate_phrases(text)), item_counts(len(text))["keywords"])
-
-
-def _rows_wanted(section: str, sentences: list[Sentence]) -> int:
-    return min(ROWS[section], max(1, len(sentences) // 3))
 
 
 def item_counts(n_chars: int) -> dict[str, int]:

@@ -5,11 +5,6 @@ token (then the next best, up to a few dozen), instead of masking the whole voca
 step as a grammar does: with Gemma's 262k-token vocabulary that mask costs more than the model.
 The caller feeds everything it knows in advance (instructions, labels, separators) in batches,
 and asks the model only for content.
-
-Blocks of instruction that are the same for every document (a section's rules and example)
-are evaluated once per engine, after the prompt's fixed start only; their attention cells are
-then copied in after each document and moved to its end instead of being evaluated again
-(benchmarks/results/guide-cells.md).
 """
 
 from __future__ import annotations
@@ -30,9 +25,6 @@ _CANDIDATES = 48  # how many next-best tokens to try when the best one is refuse
 _NGRAM = 4  # a field may not repeat a run of this many tokens (stops loops)
 _RESTARTS = 2  # new starts for a field whose first attempts could not end anywhere
 _WORD_BYTES = (string.ascii_letters + "-'").encode()  # "counter-rev" is half of one word
-_BATCH = 512  # tokens per llama.cpp call
-_SEQUENCES = 16  # the card's own sequence, one to apply moves in, and room for blocks
-_MAIN, _SCRATCH, _FIRST_BLOCK = 0, 1, 2
 
 FeedKind = Literal["prompt", "fed"]
 _DECODED = "decoded"
@@ -59,7 +51,6 @@ class Counters:
     """Token work done by the engine, by kind."""
 
     prompt: int = 0  # instruction and document tokens evaluated
-    reused: int = 0  # instruction tokens whose stored cells were copied in, not evaluated
     fed: int = 0  # scaffolding tokens evaluated without decoding
     decoded: int = 0  # tokens the model chose
     decode_steps: int = 0  # of those, evaluated alone: one decode step each
@@ -90,12 +81,10 @@ class Engine:
 
         self._lib = llama_cpp
         try:
-            # The Llama object holds the weights and the tokeniser, and gives its context's
-            # settings; cards run in a context of several sequences, which it cannot make.
             self._llm = llama_cpp.Llama(
                 model_path=str(self.path),
-                n_ctx=64,
-                n_batch=64,
+                n_ctx=self.n_ctx,
+                n_batch=512,
                 # Decoding gains from a second thread as prefill does: 1.35-1.6x with 2
                 # (benchmarks/results/threads.md).
                 n_threads=self.threads,
@@ -105,36 +94,17 @@ class Engine:
                 swa_full=True,  # sliding-window models (Gemma 3) need the whole prefix to rewind
                 verbose=False,
             )
-            params = type(self._llm.context_params).from_buffer_copy(self._llm.context_params)
-            params.n_ctx = self.n_ctx
-            params.n_batch = params.n_ubatch = _BATCH
-            params.n_seq_max = _SEQUENCES
-            params.kv_unified = True  # sequences share cells: a block joins the card's sequence
-            self._ctx = llama_cpp.llama_init_from_model(self._llm.model, params)
         except (ValueError, RuntimeError, OSError) as e:
             raise ModelLoadError(f"{self.path}: llama.cpp could not load the model ({e})") from e
-        if not self._ctx:
-            self._llm.close()
-            raise ModelLoadError(f"{self.path}: llama.cpp could not make a context for the model")
-        self._memory = llama_cpp.llama_get_memory(self._ctx)
-        self._batch = llama_cpp.llama_batch_init(_BATCH, 0, 1)
         self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
         self.n_vocab = int(self._llm.n_vocab())
         self._pieces: dict[int, bytes] = {}
         self._buffer = ctypes.create_string_buffer(256)
-        self._evaluated: list[int] = []  # the card's sequence, in the KV cache
-        self._logits_valid = False  # the last evaluation's logits follow _evaluated
         # Tokens waiting to be evaluated, with their kind: nothing is evaluated until logits
         # are needed, so labels, chosen tokens and the scaffolding after them go in one batch
         # (a single token costs a whole decode step), and tokens after the last question of a
         # section are never evaluated at all.
         self._pending: list[tuple[int, str]] = []
-        # Instruction blocks: evaluated once after `_anchor`, kept as their cells' stored state
-        # (`_blocks`), and moved to the end of the current document ahead of use (`_ready`).
-        self._anchor: tuple[int, ...] = ()
-        self._blocks: dict[tuple[int, ...], bytes] = {}
-        self._ready: dict[tuple[int, ...], bytes] = {}
-        self._ready_at = -1
 
     # --- tokens -------------------------------------------------------------------------------
 
@@ -174,24 +144,16 @@ class Engine:
     @property
     def position(self) -> int:
         """How many tokens the context holds, evaluated or waiting to be."""
-        return len(self._evaluated) + len(self._pending)
-
-    def context_tokens(self) -> list[int]:
-        """Every token the context holds, evaluated or waiting to be."""
-        return self._evaluated + [token for token, _ in self._pending]
+        return int(self._llm.n_tokens) + len(self._pending)
 
     def rewind(self, position: int) -> None:
         """Forget everything after `position`; the prefix before it stays evaluated."""
-        evaluated = len(self._evaluated)
+        evaluated = int(self._llm.n_tokens)
         if position >= evaluated:
             del self._pending[position - evaluated :]
-            return
-        self._pending.clear()
-        self._lib.llama_memory_seq_rm(self._memory, _MAIN, position, -1)
-        del self._evaluated[position:]
-        self._logits_valid = False
-        if position < self._ready_at:
-            self._ready.clear()  # moved after a document that is gone
+        else:
+            self._pending.clear()
+            self._llm.n_tokens = position  # llama-cpp-python drops the KV cells on the next eval
 
     def _append(self, tokens: Sequence[int], kind: str) -> None:
         if self.position + len(tokens) > self.n_ctx:
@@ -212,34 +174,14 @@ class Engine:
         self._append([token], _DECODED)
         self.counters.decoded += 1
 
-    def _eval(self, tokens: Sequence[int], start: int, seq: int = _MAIN) -> None:
-        """Evaluate `tokens` at positions from `start` in sequence `seq`, in calls of _BATCH."""
-        batch = self._batch
-        for offset in range(0, len(tokens), _BATCH):
-            chunk = tokens[offset : offset + _BATCH]
-            batch.n_tokens = len(chunk)
-            for i, token in enumerate(chunk):
-                batch.token[i] = token
-                batch.pos[i] = start + offset + i
-                batch.n_seq_id[i] = 1
-                batch.seq_id[i][0] = seq
-                batch.logits[i] = False
-            batch.logits[len(chunk) - 1] = offset + len(chunk) == len(tokens)
-            code = self._lib.llama_decode(self._ctx, batch)
-            if code != 0:
-                raise GenerationError(f"llama.cpp could not evaluate the tokens (code {code})")
-
     def flush(self) -> None:
-        """Evaluate the waiting tokens now, together (in calls of _BATCH)."""
+        """Evaluate the waiting tokens now, in one call (llama.cpp splits it into batches)."""
         pending, self._pending = self._pending, []
         if not pending:
             return
-        tokens = [token for token, _ in pending]
         start = time.perf_counter()
-        self._eval(tokens, len(self._evaluated))
+        self._llm.eval([token for token, _ in pending])
         elapsed = time.perf_counter() - start
-        self._evaluated += tokens
-        self._logits_valid = True
         c = self.counters
         if len(pending) == 1 and pending[0][1] == _DECODED:
             c.decode_steps += 1
@@ -257,105 +199,8 @@ class Engine:
     def logits(self) -> np.ndarray:
         """The next-token logits after the last token (a view, no copy)."""
         self.flush()
-        if not self._logits_valid:
-            # The last token came in with a block's cells, which carry no logits (or another
-            # sequence was evaluated since): evaluate it again in its place.
-            last = self._evaluated.pop()
-            self._lib.llama_memory_seq_rm(self._memory, _MAIN, len(self._evaluated), -1)
-            self._append([last], "prompt")
-            self.flush()
-        pointer = self._lib.llama_get_logits_ith(self._ctx, -1)
+        pointer = self._lib.llama_get_logits_ith(self._llm.ctx, -1)
         return np.ctypeslib.as_array(pointer, shape=(self.n_vocab,))
-
-    # --- instruction blocks -------------------------------------------------------------------
-
-    def prepare_blocks(self, blocks: Sequence[Sequence[int]], after: int) -> None:
-        """Move the stored ones of `blocks` to the current position, ready for `feed_block`.
-
-        A block is evaluated once per engine, the first time `feed_block` meets it, seeing only
-        the first `after` tokens of the context (the prompt's fixed start, before any document),
-        and its cells are stored. llama.cpp moves cells by rotating the keys of the whole cache,
-        which costs as much for one block as for all: so all of a document's blocks are moved
-        here together, once, rather than one by one as they are fed.
-        """
-        self.flush()
-        anchor = tuple(self._evaluated[:after])
-        if anchor != self._anchor:
-            self._anchor, self._blocks = anchor, {}
-        here = len(self._evaluated)
-        if here != self._ready_at:
-            self._ready, self._ready_at = {}, here
-        free = self.n_ctx - here - 1  # cells left beside the card's, less the scratch token's
-        keys = dict.fromkeys(tuple(int(t) for t in b) for b in blocks)
-        group: list[tuple[int, ...]] = []
-        for key in (k for k in keys if k in self._blocks and k not in self._ready):
-            if len(group) == _SEQUENCES - _FIRST_BLOCK or sum(map(len, group)) + len(key) > free:
-                self._move(group, here - after)
-                group = []
-            if len(key) <= free:
-                group.append(key)
-        if group:
-            self._move(group, here - after)
-
-    def _move(self, keys: list[tuple[int, ...]], delta: int) -> None:
-        """Copy in the stored cells of `keys`, move them by `delta` positions, keep them moved."""
-        seqs = range(_FIRST_BLOCK, _FIRST_BLOCK + len(keys))
-        for seq, key in zip(seqs, keys, strict=True):
-            self._load(self._blocks[key], seq)
-            self._lib.llama_memory_seq_add(self._memory, seq, -1, -1, delta)
-        # llama.cpp rotates the keys at its next evaluation: one token, then dropped.
-        self._eval([keys[0][0]], 0, _SCRATCH)
-        self._logits_valid = False
-        self._lib.llama_memory_seq_rm(self._memory, _SCRATCH, -1, -1)
-        for seq, key in zip(seqs, keys, strict=True):
-            self._ready[key] = self._save(seq)
-            self._lib.llama_memory_seq_rm(self._memory, seq, -1, -1)
-
-    def feed_block(self, tokens: Sequence[int]) -> None:
-        """Add an instruction block at the current position from its stored cells."""
-        self.flush()
-        key = tuple(int(t) for t in tokens)
-        here = len(self._evaluated)
-        if here + len(key) > self.n_ctx:
-            self._append(key, "prompt")  # raises the usual error
-        if key not in self._ready or self._ready_at != here:
-            if key not in self._blocks and len(key) < self.n_ctx - here:
-                self._blocks[key] = self._evaluate_block(key, len(self._anchor))
-            self.prepare_blocks([key], len(self._anchor))
-        if key not in self._ready:  # no room to move it in: read it here
-            self._append(key, "prompt")
-            return
-        self._load(self._ready[key], _FIRST_BLOCK)
-        self._lib.llama_memory_seq_cp(self._memory, _FIRST_BLOCK, _MAIN, -1, -1)
-        self._lib.llama_memory_seq_rm(self._memory, _FIRST_BLOCK, -1, -1)
-        self._evaluated += key
-        self._logits_valid = False  # the cells carry no logits: see `logits`
-        self.counters.reused += len(key)
-
-    def _evaluate_block(self, key: tuple[int, ...], after: int) -> bytes:
-        """Evaluate a block after the first `after` cells alone; its cells' stored state."""
-        memory, seq = self._memory, _FIRST_BLOCK
-        self._lib.llama_memory_seq_cp(memory, _MAIN, seq, 0, after)
-        start = time.perf_counter()
-        self._eval(key, after, seq)
-        self.counters.prompt_seconds += time.perf_counter() - start
-        self.counters.prompt += len(key)
-        self._logits_valid = False
-        self._lib.llama_memory_seq_rm(memory, seq, 0, after)
-        state = self._save(seq)
-        self._lib.llama_memory_seq_rm(memory, seq, -1, -1)
-        return state
-
-    def _save(self, seq: int) -> bytes:
-        size = self._lib.llama_state_seq_get_size(self._ctx, seq)
-        buffer = (ctypes.c_uint8 * size)()
-        written = self._lib.llama_state_seq_get_data(self._ctx, buffer, size, seq)
-        return ctypes.string_at(buffer, written)
-
-    def _load(self, state: bytes, seq: int) -> None:
-        buffer = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)
-        if self._lib.llama_state_seq_set_data(self._ctx, buffer, len(state), seq) == 0:
-            raise GenerationError("llama.cpp could not take an instruction block's cells")
 
     # --- decoding -----------------------------------------------------------------------------
 
@@ -535,10 +380,6 @@ class Engine:
 
     def close(self) -> None:
         """Free the model and its context."""
-        if self._ctx:
-            self._lib.llama_batch_free(self._batch)
-            self._lib.llama_free(self._ctx)
-            self._ctx = None
         self._llm.close()
 
 

@@ -238,25 +238,25 @@ class BenchRun:
 
 
 @contextmanager
-def _timed_evals(engine: Any) -> Iterator[list[tuple[int, float]]]:
-    """Time every llama.cpp evaluation of the engine (tokens, seconds) while the block runs.
+def _timed_evals(llm: Any) -> Iterator[list[tuple[int, float]]]:
+    """Time every `Llama.eval` call (tokens, seconds) while the block runs.
 
     The engine counts tokens by kind, but the cost of an evaluation depends on its batch size:
     one token fed alone costs a whole decode step, not 1/prefill-rate.
     """
     calls: list[tuple[int, float]] = []
-    original = engine._eval
+    original = llm.eval
 
-    def timed(tokens: Sequence[int], *args: Any) -> None:
+    def timed(tokens: Sequence[int]) -> None:
         start = time.perf_counter()
-        original(tokens, *args)
+        original(tokens)
         calls.append((len(tokens), time.perf_counter() - start))
 
-    engine._eval = timed  # an instance attribute shadows the method; deleting it restores it
+    llm.eval = timed  # an instance attribute shadows the method; deleting it restores it
     try:
         yield calls
     finally:
-        del engine._eval
+        del llm.eval
 
 
 def measure_rates(
@@ -572,7 +572,7 @@ def _warm_up_article() -> Article:
 
 def _slmscan_card(scanner: Any, engine: Any, article: Article, result: PageResult) -> Card:
     before = engine.counters.snapshot()
-    with _timed_evals(engine) as calls:
+    with _timed_evals(engine._llm) as calls:
         start = time.perf_counter()
         card: Card = scanner.analyse(article)
         result.wall = time.perf_counter() - start

@@ -239,8 +239,7 @@ def _bounds(done: list[PageResult]) -> list[str]:
     own decode steps gives the tighter bound that holds while the content stays what it is.
     """
     document = [p.document_tokens / p.prefill_rate for p in done]
-    # Template tokens placed from stored cells (Engine.feed_block) are not evaluated by the card.
-    instructions = [(p.prompt_tokens - p.document_tokens) / p.prefill_rate for p in done]
+    template = [p.template_tokens / p.prefill_rate for p in done]
     fed = [(p.fed_tokens + p.decoded_batched) / p.prefill_rate for p in done]
     steps = [p.decode_steps / p.decode_rate for p in done]
     ceiling = [p.usual_wall / d for p, d in zip(done, document, strict=True)]
@@ -257,8 +256,7 @@ def _bounds(done: list[PageResult]) -> list[str]:
         "| slmscan's token work, at the page's measured rates | s |",
         "|---|---:|",
         f"| the document, read once | {_median(document):.2f} |",
-        f"| the instructions evaluated (prompt tokens beyond the document) | "
-        f"{_median(instructions):.2f} |",
+        f"| the instructions (template tokens) | {_median(template):.2f} |",
         f"| scaffolding and quotes fed (with the decoded tokens riding along) | "
         f"{_median(fed):.2f} |",
         f"| decode steps (the card's content, one token at a time) | {_median(steps):.2f} |",

@@ -61,20 +61,6 @@ class PromptTemplate:
 
     def render(self, values: dict[str, str]) -> str:
         """The instruction text, placeholders filled; a placeholder with no value is an error."""
-        return "\n\n".join(p for p in (self.task(values), self.guide(values)) if p)
-
-    def task(self, values: dict[str, str]) -> str:
-        """The task alone, placeholders filled."""
-        return self._fill(self.sections["Task"], values)
-
-    def guide(self, values: dict[str, str]) -> str:
-        """The rules and the example, placeholders filled: how any task of this kind is done."""
-        parts = [self.sections["Rules"]]
-        if self.sections["Example"]:
-            parts.append("Example of the format:\n" + self.sections["Example"])
-        return self._fill("\n\n".join(p for p in parts if p), values)
-
-    def _fill(self, text: str, values: dict[str, str]) -> str:
         missing = sorted(self.variables - values.keys())
         if missing:
             provided = ", ".join(sorted(values)) or "none"
@@ -82,6 +68,10 @@ class PromptTemplate:
                 f"prompt {self.name} ({self.path}) uses {{{{{missing[0]}}}}}, "
                 f"which slmscan does not provide (it provides: {provided})"
             )
+        parts = [self.sections["Task"], self.sections["Rules"]]
+        if self.sections["Example"]:
+            parts.append("Example of the format:\n" + self.sections["Example"])
+        text = "\n\n".join(p for p in parts if p)
         return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
 
 

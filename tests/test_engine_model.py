@@ -27,13 +27,13 @@ def engine(smol_scanner: Scanner) -> Iterator[Engine]:
 def evals(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The size of every llama.cpp evaluation the engine makes."""
     sizes: list[int] = []
-    original = engine._eval
+    original = engine._llm.eval
 
-    def counted(tokens: Sequence[int], *args: int) -> None:
+    def counted(tokens: Sequence[int]) -> None:
         sizes.append(len(tokens))
-        original(tokens, *args)
+        original(tokens)
 
-    monkeypatch.setattr(engine, "_eval", counted)
+    monkeypatch.setattr(engine._llm, "eval", counted)
     return sizes
 
 
@@ -106,7 +106,7 @@ def test_a_field_cut_short_is_taken_back_to_where_it_may_end(engine: Engine) -> 
     decoded = engine.counters.since(before).decoded
     assert len(text.split()) == 1 and decoded > engine.position - start  # more was written
     engine.flush()
-    kept = engine.context_tokens()[start:]
+    kept = [int(t) for t in engine._llm.input_ids[start : engine.position]]
     assert b"".join(engine.piece(t) for t in kept).decode() == text  # the context agrees
 
 
@@ -177,57 +177,3 @@ def test_weighing_counts_every_token_of_every_option(engine: Engine) -> None:
     expected = np.exp(logp - logp.max()) / np.exp(logp - logp.max()).sum()
     assert probs == pytest.approx(expected.tolist(), abs=1e-4)
     assert chosen == int(np.argmax(logp)) and probs[0] != pytest.approx(probs[1], abs=1e-3)
-
-
-_ANCHOR = "You read documents.\nDocument:\n"
-_BLOCK = "\n\nRules: name one tool the document mentions, in two words."
-
-
-def _start(engine: Engine, document: str) -> int:
-    """The anchor, then `document`, evaluated; returns the anchor's length."""
-    engine.rewind(0)
-    anchor = [*engine.bos(), *engine.text_tokens(_ANCHOR)]
-    engine.feed(anchor)
-    engine.feed(engine.text_tokens(document))
-    engine.flush()
-    return len(anchor)
-
-
-def test_a_block_is_evaluated_once_and_its_cells_reused_after_other_documents(
-    engine: Engine,
-) -> None:
-    block = engine.text_tokens("\n\nRules: one sentence, in the words of the document.")
-    after = _start(engine, "The council opened a library that lends tools.")
-    before = engine.counters.snapshot()
-    engine.prepare_blocks([block], after)  # not stored yet: nothing to move
-    engine.feed_block(block)
-    first = engine.counters.since(before)
-    assert first.prompt == len(block) and first.reused == len(block)  # read once, then placed
-    _start(engine, "A bakery in the town now sells bread made from old grain varieties.")
-    before = engine.counters.snapshot()
-    position = engine.position
-    engine.feed_block(block)  # not prepared here: moved on its own
-    again = engine.counters.since(before)
-    assert again.prompt == 0 and again.reused == len(block)
-    assert engine.position == position + len(block)
-    assert engine.context_tokens()[position:] == block
-
-
-def test_a_block_placed_right_after_the_anchor_predicts_as_read_there(engine: Engine) -> None:
-    block = engine.text_tokens(_BLOCK)
-    after = _start(engine, "")
-    engine.feed(block)
-    read = engine.logits().copy()
-    engine.rewind(after)
-    engine.feed_block(block)  # its cells, where they were made: nothing to move
-    placed = engine.logits().copy()  # the last token evaluated again, for its logits
-    assert _top(placed) == _top(read)
-    assert float(np.max(np.abs(placed - read))) < 0.01
-
-
-def test_a_block_moved_after_a_document_still_reads_as_its_words(engine: Engine) -> None:
-    block = engine.text_tokens("\n\nThe days of the week are Monday, Tuesday,")
-    after = _start(engine, "The council opened a library that lends tools and bicycles. " * 20)
-    engine.prepare_blocks([block], after)
-    engine.feed_block(block)
-    assert engine.piece(_top(engine.logits())[0]) == b" Wednesday"

@@ -245,7 +245,7 @@ def test_a_placeholder_cell_is_asked_again_with_the_reason(
     assert card.provenance.sections[0].notes == []
     engine = analyser.engine
     engine.flush()
-    ids = engine.context_tokens()
+    ids = engine._llm.input_ids[: engine.position]
     context = b"".join(engine.piece(int(t)) for t in ids).decode(errors="ignore")
     assert "again:" not in context  # each note left the context once answered: not to copy
     assert all(f"\nDescription: {r.description}\n" in context for r in card.issues)
