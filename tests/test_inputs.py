@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.server
 import io
 import os
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -100,6 +101,9 @@ def assert_one_line(error: SlmscanError, names: str) -> None:
     message = str(error)
     assert "\n" not in message
     assert message.startswith(f"{names}: "), message
+
+
+NOBODY = 65534  # the unprivileged user of Linux and BSD systems
 
 
 # ----------------------------------------------------------------------------- bad inputs
@@ -247,13 +251,46 @@ def test_file_over_the_size_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert_one_line(info.value, str(path))
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads any file")
+def read_error_as_nobody(path: Path) -> str:
+    """read_source's error for `path` when user nobody reads it, in a forked child."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        message = "no error"
+        try:
+            os.close(read_end)
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            read_source(str(path), offline=True)
+        except BaseException as error:  # the child reports whatever happened, and exits
+            message = f"{type(error).__name__}|{error}"
+        finally:
+            os.write(write_end, message.encode())
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        reported = pipe.read().decode()
+    os.waitpid(pid, 0)
+    return reported
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file permissions are POSIX")
 def test_unreadable_file(tmp_path: Path) -> None:
-    path = write(tmp_path, "secret.txt", b"private words that nobody may read here")
-    path.chmod(0)
-    with pytest.raises(SourceError, match="permission denied") as info:
-        read_source(str(path), offline=True)
-    assert_one_line(info.value, str(path))
+    as_root = os.geteuid() == 0
+    with tempfile.TemporaryDirectory() as folder:
+        if as_root:  # nobody must be able to reach the file, just not read it
+            Path(folder).chmod(0o755)
+        path = write(Path(folder) if as_root else tmp_path, "secret.txt", b"private words")
+        path.chmod(0)
+        if as_root:
+            kind, _, message = read_error_as_nobody(path).partition("|")
+            assert kind == "SourceError", message
+        else:
+            with pytest.raises(SourceError) as info:
+                read_source(str(path), offline=True)
+            message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: ") and "permission denied" in message, message
 
 
 def test_url_when_offline_opens_no_socket() -> None:
