@@ -30,12 +30,13 @@ demo: $(STAMP)
 
 # The real-browser test needs Chromium. Only as root with apt (a CI container) is Debian's
 # package installed for it; elsewhere that test skips and says how to install it.
+APT_CHROMIUM := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
 browser:
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	    echo "installing Debian's chromium for the real-browser test" && \
-	    { apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 || \
-	      { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1; }; }; } || \
+	    { $(APT_CHROMIUM) >/dev/null 2>&1 || \
+	      { apt-get update -q >/dev/null 2>&1 && $(APT_CHROMIUM) >/dev/null 2>&1; }; }; } || \
 	  echo "chromium not installed: the real-browser test will skip"
 
 test: $(STAMP) browser
