@@ -265,7 +265,6 @@ def read_error_as_nobody(path: Path) -> str:
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:
-        message = "no report|"
         try:
             os.close(read_end)
             os.setgid(NOBODY)
